@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Everything a fresh machine of this kind needs before the agent runs or the tests run:
+# Debian packages, npm dependencies, the TypeScript build and the native helper.
+#   scripts/setup.sh [--tests]    (--tests adds what only the test suite needs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want=(squashfs-tools util-linux mount e2fsprogs)
+if [ "${1:-}" = "--tests" ]; then
+  want+=(busybox-static iproute2 procps psmisc)
+fi
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+npm run --silent build

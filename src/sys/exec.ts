@@ -1,0 +1,55 @@
+// The one way this project runs an external tool: argv arrays (never a shell string), a timeout,
+// bounded output, and stderr kept for the error message.
+import { execa } from 'execa';
+import { ApiError } from '../errors.js';
+
+export interface RunOptions {
+  timeoutMs?: number;
+  input?: string;
+  env?: Record<string, string>;
+  /** Extra redactions applied to the command line and stderr before they reach an error message. */
+  secrets?: string[];
+  /** Error kind to use when the tool fails (default INTERNAL). */
+  failKind?: ApiError['kind'];
+  cwd?: string;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+}
+
+const MAX_BUFFER = 1024 * 1024;
+
+export function redact(text: string, secrets: string[] = []): string {
+  let out = text;
+  for (const s of secrets) if (s) out = out.split(s).join('<redacted>');
+  return out;
+}
+
+/** Run `file args…`; resolve with trimmed stdout/stderr, reject with an ApiError naming the tool and its stderr. */
+export async function run(file: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const secrets = opts.secrets ?? [];
+  const res = await execa(file, args, {
+    timeout: opts.timeoutMs ?? 30_000,
+    maxBuffer: MAX_BUFFER,
+    input: opts.input,
+    env: opts.env,
+    extendEnv: true,
+    cwd: opts.cwd,
+    reject: false,
+    stripFinalNewline: true,
+    stdin: opts.input === undefined ? 'ignore' : 'pipe',
+  });
+  if (res.failed) {
+    const cmd = redact([file, ...args].join(' '), secrets);
+    const why = res.timedOut
+      ? `timed out after ${opts.timeoutMs ?? 30_000} ms`
+      : res.isMaxBuffer
+        ? 'produced too much output'
+        : redact(String(res.stderr || res.stdout || res.shortMessage).trim(), secrets).split('\n').slice(-3).join('; ') ||
+          `exit code ${res.exitCode}`;
+    throw new ApiError(res.timedOut ? 'TIMEOUT' : (opts.failKind ?? 'INTERNAL'), `${cmd}: ${why}`);
+  }
+  return { stdout: String(res.stdout), stderr: String(res.stderr) };
+}

@@ -1,0 +1,48 @@
+// Loop devices, through losetup (util-linux). The kernel's view of a loop device lives in
+// /sys/block/loopN/loop/, which is what adoption after a restart reads.
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { run } from './exec.js';
+
+export interface LoopOptions {
+  readonly?: boolean;
+  /** Scan the partition table (creates loopNpM devices). */
+  partscan?: boolean;
+}
+
+/** Attach `file` to a free loop device; returns `/dev/loopN`. */
+export async function loopAttach(file: string, opts: LoopOptions = {}): Promise<string> {
+  const args = ['--find', '--show', '--nooverlap'];
+  if (opts.readonly) args.push('--read-only');
+  if (opts.partscan) args.push('--partscan');
+  args.push('--', file);
+  const { stdout } = await run('losetup', args, { timeoutMs: 15_000 });
+  const dev = stdout.trim().split('\n').pop() ?? '';
+  if (!dev.startsWith('/dev/loop')) throw new Error(`losetup printed no device for ${file}: ${stdout}`);
+  return dev;
+}
+
+/** Detach a loop device; a device that is already free is not an error. */
+export async function loopDetach(dev: string): Promise<void> {
+  if ((await loopBackingFile(dev)) === null) return;
+  await run('losetup', ['--detach', dev], { timeoutMs: 15_000 });
+}
+
+/** The backing file of /dev/loopN, or null when the device is not attached. */
+export async function loopBackingFile(dev: string): Promise<string | null> {
+  try {
+    const f = await readFile(`/sys/block/${basename(dev)}/loop/backing_file`, 'utf8');
+    return f.trim();
+  } catch {
+    return null;
+  }
+}
+
+/** Whether /dev/loopN is attached read-only. */
+export async function loopReadonly(dev: string): Promise<boolean> {
+  try {
+    return (await readFile(`/sys/block/${basename(dev)}/ro`, 'utf8')).trim() === '1';
+  } catch {
+    return false;
+  }
+}

@@ -12,7 +12,7 @@ export interface LoopOptions {
 
 /** Attach `file` to a free loop device; returns `/dev/loopN`. */
 export async function loopAttach(file: string, opts: LoopOptions = {}): Promise<string> {
-  const args = ['--find', '--show', '--nooverlap'];
+  const args = ['--find', '--show'];
   if (opts.readonly) args.push('--read-only');
   if (opts.partscan) args.push('--partscan');
   args.push('--', file);

@@ -1,0 +1,35 @@
+// bind: a directory of the host's root, or of another mount, bound at the mountpoint.
+import { stat } from 'node:fs/promises';
+import type { MountBind } from '../api/types.js';
+import { badRequest } from '../errors.js';
+import { mount, remount, unmountTree } from '../sys/mount.js';
+import { mountAt, mountsUnder } from '../sys/mountinfo.js';
+import { resolveWithin } from '../sys/paths.js';
+import type { MountDriver } from './driver.js';
+
+export const bindDriver: MountDriver<MountBind> = {
+  kind: 'bind',
+  async mount(spec, deps, mountpoint) {
+    const base = spec.base === 'mount' ? deps.base : '/';
+    if (!base) throw badRequest('bind: base "mount" needs a mount');
+    const source = await resolveWithin(base, spec.path, 'bind.path');
+    if (!(await stat(source)).isDirectory()) throw badRequest(`bind.path "${spec.path}" is not a directory`);
+    await mount({ source, target: mountpoint, bind: !spec.recursive, rbind: spec.recursive === true });
+    if (spec.ro) {
+      try {
+        // A bind mount ignores `ro` at creation; it takes a remount, and one per submount.
+        for (const m of (await mountsUnder(mountpoint)).reverse()) await remount(m.target, ['bind', 'ro']);
+      } catch (err) {
+        await unmountTree(mountpoint);
+        throw err;
+      }
+    }
+    return { mountpoint, state: { source } };
+  },
+  async unmount(_spec, mounted) {
+    await unmountTree(mounted.mountpoint);
+  },
+  async adopt(_spec, mounted) {
+    return (await mountAt(mounted.mountpoint)) ? mounted : null;
+  },
+};

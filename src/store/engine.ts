@@ -1,0 +1,303 @@
+// The engine resolves references and nested definitions, calls the drivers in the right order,
+// and keeps the store's references true: depth-first creation with rollback, top-down deletion.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AttachSpec, MountSpec } from '../api/types.js';
+import type { AttachDriver, DriverContext } from '../attach/driver.js';
+import { ApiError, badRequest, conflict, notImplemented, toApiError } from '../errors.js';
+import type { MountDeps, MountDriver } from '../mount/driver.js';
+import { removeDir } from '../sys/mount.js';
+import type { AnyRec, AttachRec, ContainerRec, MountRec, Owner, Ref } from './records.js';
+import { describeRec, refOf, sameRef } from './records.js';
+import type { Store } from './store.js';
+import { Tx } from './tx.js';
+
+export interface Drivers {
+  attach: Record<string, AttachDriver<any>>;
+  mount: Record<string, MountDriver<any>>;
+}
+
+/** Container teardown is the container manager's job; the engine calls it when deleting one. */
+export type ContainerTeardown = (rec: ContainerRec) => Promise<void>;
+
+const ATTACH_KINDS = ['rbd', 'loopback', 'local', 'iscsi'] as const;
+const MOUNT_KINDS = ['attach', 'bind', 'nfs', 'overlay', 'uri', 'rbd'] as const;
+
+function at(where: string, err: unknown): ApiError {
+  return toApiError(err).within(where);
+}
+
+export class Engine {
+  containerTeardown: ContainerTeardown = async () => {
+    throw new Error('no container manager');
+  };
+
+  constructor(
+    readonly store: Store,
+    readonly drivers: Drivers,
+    readonly ctx: DriverContext,
+  ) {}
+
+  get mountsDir(): string {
+    return join(this.ctx.runDir, 'mounts');
+  }
+
+  /** Run `fn` as one all-or-nothing change under the store's lock, then persist it. */
+  async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.store.mutex.run(async () => {
+      const tx = new Tx();
+      try {
+        const out = await fn(tx);
+        tx.commit();
+        await this.store.save();
+        return out;
+      } catch (err) {
+        await tx.rollback(this.ctx.log);
+        throw err;
+      }
+    });
+  }
+
+  private track(rec: AnyRec, tx: Tx): void {
+    rec.pending = true;
+    this.store.put(rec);
+    tx.created.push(rec);
+    tx.onUndo(`forget ${describeRec(rec)}`, () => this.store.remove(refOf(rec)));
+  }
+
+  /** An `{id}` inside a spec: the object must exist (and be of the kind named, if one is). */
+  private reference<T extends 'attach' | 'mount'>(type: T, id: number, kind: string | undefined, where: string) {
+    try {
+      const rec = this.store.get(type, id);
+      const recKind = rec.kind as string;
+      if (kind && kind !== recKind && !(kind === 'rbd' && recKind === 'attach')) {
+        throw badRequest(`${describeRec(rec)} is not of kind "${kind}"`);
+      }
+      return rec;
+    } catch (err) {
+      throw at(where, err);
+    }
+  }
+
+  /** The kind-specific object of a definition, checking that it matches `kind` and nothing else is given. */
+  private definition(spec: Record<string, unknown>, kinds: readonly string[], where: string): [string, Record<string, unknown>] {
+    const kind = spec.kind as string | undefined;
+    if (!kind) throw badRequest(`${where}: give either "id" (a reference) or "kind" and its definition`);
+    const body = spec[kind] as Record<string, unknown> | undefined;
+    if (!body) throw badRequest(`${where}: kind is "${kind}" but "${where}.${kind}" is missing`);
+    for (const k of kinds) {
+      if (k !== kind && spec[k] !== undefined) throw badRequest(`${where}: "${k}" given but kind is "${kind}"`);
+    }
+    return [kind, body];
+  }
+
+  // ------------------------------------------------------------------ create
+
+  async createAttach(spec: AttachSpec, owner: Owner, tx: Tx, where: string): Promise<AttachRec> {
+    if (spec.id !== undefined) return this.reference('attach', spec.id, spec.kind, where);
+    const [kind, body] = this.definition(spec as Record<string, unknown>, ATTACH_KINDS, where);
+    const driver = this.drivers.attach[kind];
+    if (!driver) throw notImplemented(`${where}: attachments of kind "${kind}" are not supported by this build`);
+    try {
+      await driver.available?.(this.ctx);
+    } catch (err) {
+      throw at(where, err);
+    }
+    const rec: AttachRec = {
+      type: 'attach',
+      id: this.store.nextId('attach'),
+      owner,
+      holds: [],
+      kind: kind as AttachRec['kind'],
+      spec: { ...body },
+      attached: { device_file: '', state: {} },
+    };
+    this.track(rec, tx);
+    let driverSpec: Record<string, unknown> = body;
+    if (kind === 'loopback') {
+      const base = (body.base as string | undefined) ?? 'root';
+      if (base === 'mount') {
+        if (!body.mount) throw badRequest(`${where}.loopback: base is "mount" but no "mount" is given`);
+        const child = await this.createMount(body.mount as MountSpec, refOf(rec), tx, `${where}.loopback.mount`);
+        rec.holds.push(refOf(child));
+        rec.spec.mount = { id: child.id };
+        driverSpec = { ...body, base_dir: child.mounted.mountpoint };
+      } else if (body.mount) {
+        throw badRequest(`${where}.loopback: "mount" is given but base is "root" (set base to "mount")`);
+      }
+    }
+    try {
+      rec.attached = await driver.attach(driverSpec, this.ctx);
+    } catch (err) {
+      throw at(where, err);
+    }
+    const attached = rec.attached;
+    tx.onUndo(`detach ${describeRec(rec)}`, () => driver.detach(driverSpec, attached, this.ctx));
+    return rec;
+  }
+
+  async createMount(spec: MountSpec, owner: Owner, tx: Tx, where: string): Promise<MountRec> {
+    if (spec.id !== undefined) return this.reference('mount', spec.id, spec.kind, where);
+    let [kind, body] = this.definition(spec as Record<string, unknown>, MOUNT_KINDS, where);
+    if (kind === 'rbd') {
+      // v0.1: `{kind: rbd, rbd: {fs_type, mount_options, rbd: {...}}}` is an attach mount of an RBD attachment.
+      const { rbd, id, fs_type, mount_options } = body as { rbd?: unknown; id?: number; fs_type: string; mount_options?: string[] };
+      const attach = id !== undefined ? { id, kind: 'rbd' } : rbd ? { kind: 'rbd', rbd } : undefined;
+      if (!attach) throw badRequest(`${where}.rbd: give "id" of an RBD attachment or an "rbd" definition`);
+      [kind, body] = ['attach', { attach, fs_type, mount_options }];
+      where = `${where}.rbd`;
+    }
+    const driver = this.drivers.mount[kind];
+    if (!driver) throw notImplemented(`${where}: mounts of kind "${kind}" are not supported by this build`);
+    try {
+      await driver.available?.(body, this.ctx);
+    } catch (err) {
+      throw at(where, err);
+    }
+    const id = this.store.nextId('mount');
+    const mountpoint = join(this.mountsDir, `mount_${id}`);
+    const rec: MountRec = {
+      type: 'mount',
+      id,
+      owner,
+      holds: [],
+      kind: kind as MountRec['kind'],
+      spec: { ...body },
+      mounted: { mountpoint, state: {} },
+    };
+    this.track(rec, tx);
+    const deps: MountDeps = {};
+    const me = refOf(rec);
+    if (kind === 'attach') {
+      const child = await this.createAttach(body.attach as AttachSpec, me, tx, `${where}.attach.attach`);
+      rec.holds.push(refOf(child));
+      rec.spec.attach = { id: child.id };
+      deps.device = { device_file: child.attached.device_file, readonly: child.attached.state.readonly === true };
+    } else if (kind === 'overlay') {
+      const lowers = body.lower as MountSpec[];
+      deps.lowers = [];
+      const ids: { id: number }[] = [];
+      for (const [i, lower] of lowers.entries()) {
+        const child = await this.createMount(lower, me, tx, `${where}.overlay.lower[${i}]`);
+        if (rec.holds.some((h) => h.id === child.id)) throw badRequest(`${where}.overlay.lower[${i}]: mount ${child.id} is already a lower layer`);
+        if (child.kind === 'overlay' && child.id === id) throw badRequest(`${where}: an overlay cannot be its own lower`);
+        rec.holds.push(refOf(child));
+        ids.push({ id: child.id });
+        deps.lowers.push(child.mounted.mountpoint);
+      }
+      rec.spec.lower = ids;
+    } else if (kind === 'bind') {
+      const base = (body.base as string | undefined) ?? 'root';
+      if (base === 'mount') {
+        if (!body.mount) throw badRequest(`${where}.bind: base is "mount" but no "mount" is given`);
+        const child = await this.createMount(body.mount as MountSpec, me, tx, `${where}.bind.mount`);
+        rec.holds.push(refOf(child));
+        rec.spec.mount = { id: child.id };
+        deps.base = child.mounted.mountpoint;
+      } else if (body.mount) {
+        throw badRequest(`${where}.bind: "mount" is given but base is "root" (set base to "mount")`);
+      }
+    }
+    await mkdir(mountpoint, { recursive: true, mode: 0o755 });
+    tx.onUndo(`remove ${mountpoint}`, () => removeDir(mountpoint));
+    try {
+      rec.mounted = await driver.mount(body, deps, mountpoint, this.ctx);
+    } catch (err) {
+      throw at(where, err);
+    }
+    const mounted = rec.mounted;
+    tx.onUndo(`unmount ${describeRec(rec)}`, () => driver.unmount(body, mounted, this.ctx));
+    return rec;
+  }
+
+  // ------------------------------------------------------------------ delete
+
+  /**
+   * Delete an object. Refused (409, naming the users) while others hold it, unless `force`, which
+   * deletes the users first, top-down. Children it defined go with it unless others still use them.
+   */
+  async remove(ref: Ref, force: boolean): Promise<AnyRec> {
+    const rec = this.store.get(ref.type, ref.id);
+    const users = this.store.holders(ref);
+    if (users.length && !force) {
+      throw conflict(`${describeRec(rec)} is in use by ${users.map(describeRec).join(', ')} (delete those first, or use force=true)`);
+    }
+    for (const u of users) await this.remove(refOf(u), true);
+    await this.teardown(rec);
+    this.store.remove(ref);
+    await this.store.save();
+    await this.release(rec);
+    return rec;
+  }
+
+  /** Undo the kernel side of one object. */
+  private async teardown(rec: AnyRec): Promise<void> {
+    if (rec.type === 'container') return this.containerTeardown(rec);
+    if (rec.type === 'attach') {
+      const driver = this.drivers.attach[rec.kind]!;
+      await driver.detach(rec.spec, rec.attached, this.ctx);
+      return;
+    }
+    const driver = this.drivers.mount[rec.kind]!;
+    await driver.unmount(rec.spec, rec.mounted, this.ctx);
+    await removeDir(rec.mounted.mountpoint);
+  }
+
+  /** After `rec` is gone: delete the children it defined, unless someone else still uses them. */
+  private async release(rec: AnyRec): Promise<void> {
+    const errors: string[] = [];
+    for (const h of rec.holds) {
+      const child = this.store.find(h.type, h.id);
+      if (!child || child.owner === 'user' || !sameRef(child.owner, refOf(rec))) continue;
+      if (this.store.holders(h).length > 0) {
+        child.owner = 'user'; // still in use elsewhere: it outlives its parent, and is now the user's
+        continue;
+      }
+      try {
+        await this.remove(h, false);
+      } catch (err) {
+        child.owner = 'user';
+        errors.push(`${describeRec(child)}: ${toApiError(err).message}`);
+      }
+    }
+    await this.store.save();
+    if (errors.length) {
+      throw new ApiError('INTERNAL', `${describeRec(rec)} was deleted, but what it defined could not all be torn down (kept as top-level objects): ${errors.join('; ')}`);
+    }
+  }
+
+  // ------------------------------------------------------------------ restart
+
+  /**
+   * After a restart: adopt what still exists (same ids); drop what vanished, tearing down
+   * whatever still stood on it, so nothing points at something gone.
+   */
+  async reconcile(adoptContainer: (rec: ContainerRec) => Promise<boolean>): Promise<void> {
+    await this.store.mutex.run(async () => {
+      const gone: AnyRec[] = [];
+      for (const rec of this.store.list('attach')) {
+        const a = await this.drivers.attach[rec.kind]?.adopt(rec.spec, rec.attached, this.ctx).catch(() => null);
+        if (a) rec.attached = a;
+        else gone.push(rec);
+      }
+      for (const rec of this.store.list('mount')) {
+        const m = await this.drivers.mount[rec.kind]?.adopt(rec.spec, rec.mounted, this.ctx).catch(() => null);
+        if (m) rec.mounted = m;
+        else gone.push(rec);
+      }
+      for (const rec of this.store.list('container')) {
+        if (!(await adoptContainer(rec))) gone.push(rec);
+      }
+      for (const rec of gone) {
+        if (!this.store.find(rec.type, rec.id)) continue;
+        this.ctx.log.warn({ object: describeRec(rec) }, 'vanished while the agent was down: dropped');
+        for (const u of this.store.holders(refOf(rec))) {
+          await this.remove(refOf(u), true).catch((err) => this.ctx.log.error({ err, object: describeRec(u) }, 'cannot tear down'));
+        }
+        this.store.remove(refOf(rec));
+        await this.release(rec).catch((err) => this.ctx.log.error({ err }, 'cannot release'));
+      }
+      await this.store.save();
+    });
+  }
+}

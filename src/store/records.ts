@@ -1,0 +1,76 @@
+// The records the store keeps. A record's `spec` is the kind-specific part of what the user asked
+// for, with every nested child replaced by a reference `{id}`; `holds` lists those children.
+import type { AttachKind, MountKind, ContainerState, Namespace } from '../api/types.js';
+import type { Attached } from '../attach/driver.js';
+import type { Mounted } from '../mount/driver.js';
+
+export type ObjType = 'attach' | 'mount' | 'container';
+export interface Ref {
+  type: ObjType;
+  id: number;
+}
+/** Who an object belongs to: the user (top-level) or the parent that defined it. */
+export type Owner = 'user' | Ref;
+
+interface BaseRec {
+  id: number;
+  owner: Owner;
+  holds: Ref[];
+  /** Being created by a request that has not finished: invisible, not persisted. */
+  pending?: boolean;
+}
+
+export interface AttachRec extends BaseRec {
+  type: 'attach';
+  kind: AttachKind;
+  spec: Record<string, unknown>;
+  attached: Attached;
+}
+
+export interface MountRec extends BaseRec {
+  type: 'mount';
+  kind: Exclude<MountKind, 'rbd'>;
+  spec: Record<string, unknown>;
+  mounted: Mounted;
+}
+
+export interface ContainerRec extends BaseRec {
+  type: 'container';
+  name?: string;
+  command: string;
+  argv: string[];
+  systemd: boolean;
+  namespaces: Namespace[];
+  hostname: string;
+  env: string[];
+  stop_timeout: number;
+  state: ContainerState;
+  logfile: string;
+  /** Host PID of the container's PID 1, and of its supervisor (imageapi-shim), while running. */
+  pid: number | null;
+  shim_pid: number | null;
+  /** /proc/PID/stat start time of pid, to tell a PID reused by another process. */
+  pid_start: string | null;
+  exit_code: number | null;
+  error?: string;
+  /** A stop was requested (so any end is `exited`, not `dead`). */
+  stop_requested: boolean;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  cgroups: string[];
+}
+
+export type AnyRec = AttachRec | MountRec | ContainerRec;
+
+export const sameRef = (a: Ref, b: Ref) => a.type === b.type && a.id === b.id;
+export const refOf = (r: AnyRec): Ref => ({ type: r.type, id: r.id });
+
+const NOUN: Record<ObjType, string> = { attach: 'attachment', mount: 'mount', container: 'container' };
+
+/** A short human name for messages: `mount 3 (overlay)`, `container 1 ("web")`. */
+export function describeRec(r: AnyRec): string {
+  if (r.type === 'container') return `container ${r.id}${r.name ? ` ("${r.name}")` : ''}`;
+  return `${NOUN[r.type]} ${r.id} (${r.kind})`;
+}
+export const nounOf = (t: ObjType) => NOUN[t];

@@ -1,0 +1,78 @@
+// mount(8)/umount(8) and what the kernel can mount. The one place that mounts or unmounts.
+import { readFile, rm, rmdir } from 'node:fs/promises';
+import { badRequest, notImplemented } from '../errors.js';
+import { run } from './exec.js';
+import { mountAt, mountsUnder } from './mountinfo.js';
+
+const MOUNT_TIMEOUT_MS = 30_000;
+
+let fsCache: Set<string> | null = null;
+/** Filesystem types in /proc/filesystems (read once; the kernel here loads no modules). */
+export async function kernelFilesystems(): Promise<Set<string>> {
+  if (!fsCache) {
+    const text = await readFile('/proc/filesystems', 'utf8');
+    fsCache = new Set(text.split('\n').map((l) => l.trim().split(/\s+/).pop() ?? '').filter(Boolean));
+  }
+  return fsCache;
+}
+
+export async function requireFilesystem(fstype: string, why = ''): Promise<void> {
+  if (!(await kernelFilesystems()).has(fstype)) {
+    throw notImplemented(`this kernel cannot mount "${fstype}" (it is not in /proc/filesystems)${why}`);
+  }
+}
+
+/** Mount options are joined with commas: an element may not smuggle in more of them. */
+export function checkOptions(options: string[] | undefined, what: string, reserved: string[] = []): string[] {
+  const out: string[] = [];
+  for (const o of options ?? []) {
+    if (/[,\s\0]/.test(o)) throw badRequest(`${what}: option "${o}" may not contain commas or whitespace`);
+    const key = o.split('=')[0]!.toLowerCase();
+    if (reserved.includes(key)) throw badRequest(`${what}: option "${key}" is set by the agent and may not be given`);
+    out.push(o);
+  }
+  return out;
+}
+
+export interface MountArgs {
+  source: string;
+  target: string;
+  fstype?: string;
+  options?: string[];
+  bind?: boolean;
+  rbind?: boolean;
+  cwd?: string;
+}
+
+export async function mount(a: MountArgs): Promise<void> {
+  const args: string[] = [];
+  if (a.bind) args.push('--bind');
+  if (a.rbind) args.push('--rbind');
+  if (a.fstype) args.push('-t', a.fstype);
+  if (a.options?.length) args.push('-o', a.options.join(','));
+  args.push('--', a.source, a.target);
+  await run('mount', args, { timeoutMs: MOUNT_TIMEOUT_MS, failKind: 'BAD_REQUEST', cwd: a.cwd });
+}
+
+export async function remount(target: string, options: string[]): Promise<void> {
+  await run('mount', ['-o', ['remount', ...options].join(','), '--', target], { timeoutMs: MOUNT_TIMEOUT_MS });
+}
+
+/** Unmount everything at and below `target` (deepest first); not mounted is not an error. */
+export async function unmountTree(target: string): Promise<void> {
+  for (const m of await mountsUnder(target)) {
+    await run('umount', ['--', m.target], { timeoutMs: MOUNT_TIMEOUT_MS, failKind: 'CONFLICT' });
+  }
+}
+
+export async function isMountpoint(target: string): Promise<boolean> {
+  return (await mountAt(target)) !== undefined;
+}
+
+/** Remove a directory the agent created (empty mountpoint), ignoring one already gone. */
+export async function removeDir(dir: string, recursive = false): Promise<void> {
+  if (recursive) await rm(dir, { recursive: true, force: true });
+  else await rmdir(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ENOENT') throw e;
+  });
+}

@@ -1,0 +1,786 @@
+/* imageapi-init: starts one container for the imageapi node agent and
+ * stays around as its supervisor ("imageapi-shim").  See README.md for
+ * the command line and the ready/pidfile/status protocol.
+ *
+ * Process model:
+ *   supervisor (host namespaces, outside the container's cgroups)
+ *     - clone(CLONE_NEWNS|CLONE_NEWPID|...) -> container process (PID 1)
+ *     - writes the child's pid into every --cgroup DIR/cgroup.procs,
+ *       then lets the child go (sync pipe)
+ *     - the child sets up its root, pivots and execs the command; an
+ *       O_CLOEXEC pipe tells the supervisor whether the exec happened
+ *       (EOF without data) or what failed (the error text)
+ *     - reports on --ready-fd and --pidfile, waits for PID 1, writes
+ *       --status and exits. */
+#include "init.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef CLONE_NEWTIME
+# define CLONE_NEWTIME 0x00000080
+#endif
+
+#define EXIT_USAGE 2
+#define EXIT_START_FAILED 1
+/* Status file exit_code when the container failed before exec. */
+#define CODE_SETUP_FAILED 125
+#define CODE_EXEC_FAILED 127
+
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+static struct ia_config cfg = { .ready_fd = -1, .workdir = "/" };
+static bool log_is_set_up;
+
+static const char usage_text[] =
+  "usage: imageapi-init --root DIR --log FILE [--ready-fd N] [--pidfile FILE] [--status FILE]\n"
+  "                     [--ns LIST] [--hostname NAME] [--systemd] [--cgroup DIR]... [--env K=V]...\n"
+  "                     [--workdir DIR] -- COMMAND [ARG...]\n"
+  "  --ns LIST: comma-separated subset of mnt,pid,uts,ipc,net,cgroup,time (default mnt,pid,uts,ipc)\n";
+
+/* ---------------------------------------------------------------- utils */
+
+static int
+write_all (int fd, const void *buf, size_t len)
+{
+  const char *p = buf;
+
+  while (len > 0)
+    {
+      ssize_t n = write (fd, p, len);
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          return -1;
+        }
+      p += n;
+      len -= (size_t) n;
+    }
+  return 0;
+}
+
+/* Write DATA to PATH through a temporary file and rename(2). */
+static int
+write_file_atomic (const char *path, const char *data, struct ia_error **err)
+{
+  char tmp[PATH_MAX];
+  int fd;
+
+  if ((size_t) snprintf (tmp, sizeof tmp, "%s.XXXXXX", path) >= sizeof tmp)
+    return ia_error_make (err, ENAMETOOLONG, "writing %s", path);
+  fd = mkostemp (tmp, O_CLOEXEC);
+  if (fd < 0)
+    return ia_error_make (err, errno, "writing %s", path);
+  if (write_all (fd, data, strlen (data)) < 0 || fchmod (fd, 0644) < 0 || fsync (fd) < 0)
+    {
+      int saved = errno;
+      close (fd);
+      unlink (tmp);
+      return ia_error_make (err, saved, "writing %s", path);
+    }
+  if (close (fd) < 0 || rename (tmp, path) < 0)
+    {
+      int saved = errno;
+      unlink (tmp);
+      return ia_error_make (err, saved, "writing %s", path);
+    }
+  return 0;
+}
+
+/* Close every fd >= 3 except KEEP (-1 for none). */
+static void
+close_fds_except (int keep)
+{
+  if (keep < 3)
+    {
+      if (close_range (3, ~0U, 0) == 0)
+        return;
+    }
+  else if ((keep == 3 || close_range (3, (unsigned) keep - 1, 0) == 0)
+           && close_range ((unsigned) keep + 1, ~0U, 0) == 0)
+    return;
+
+  /* No close_range(2): the slow way. */
+  {
+    struct rlimit rl;
+    int max = 1024;
+    if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < INT_MAX)
+      max = (int) rl.rlim_cur;
+    for (int fd = 3; fd < max; fd++)
+      if (fd != keep)
+        close (fd);
+  }
+}
+
+static char *
+absolute_path (const char *path)
+{
+  char cwd[PATH_MAX];
+  char *out = NULL;
+
+  if (path[0] == '/')
+    return strdup (path);
+  if (getcwd (cwd, sizeof cwd) == NULL)
+    return NULL;
+  if (asprintf (&out, "%s/%s", cwd, path) < 0)
+    return NULL;
+  return out;
+}
+
+/* ------------------------------------------------------ reporting */
+
+static void
+report_ready (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+
+/* Write the one line of the ready protocol and close the fd. */
+static void
+report_ready (const char *fmt, ...)
+{
+  char line[4200];
+  va_list ap;
+  int n;
+
+  if (cfg.ready_fd < 0)
+    return;
+  va_start (ap, fmt);
+  n = vsnprintf (line, sizeof line - 1, fmt, ap);
+  va_end (ap);
+  if (n < 0)
+    n = 0;
+  if ((size_t) n > sizeof line - 2)
+    n = (int) sizeof line - 2;
+  line[n++] = '\n';
+  /* EPIPE is fine: the agent may be gone (SIGPIPE is ignored). */
+  (void) write_all (cfg.ready_fd, line, (size_t) n);
+  close (cfg.ready_fd);
+  cfg.ready_fd = -1;
+}
+
+static int
+write_status (int exit_code, int sig, const char *start_error, struct ia_error **err)
+{
+  char buf[4400];
+  int n;
+
+  if (cfg.status == NULL)
+    return 0;
+  n = snprintf (buf, sizeof buf, "exit_code=%d\nsignal=%d\n", exit_code, sig);
+  if (start_error != NULL)
+    n += snprintf (buf + n, sizeof buf - (size_t) n, "start_error=%s\n", start_error);
+  snprintf (buf + n, sizeof buf - (size_t) n, "finished_at=%lld\n", (long long) time (NULL));
+  return write_file_atomic (cfg.status, buf, err);
+}
+
+/* The container could not be started: one log line, the ready fd, the
+ * status file, exit. */
+static void __attribute__ ((noreturn))
+die (int exit_status, int status_code, struct ia_error *err)
+{
+  char text[4096];
+
+  ia_error_text (err, text, sizeof text);
+  if (log_is_set_up)
+    ia_log ("%s", text);
+  else
+    {
+      fprintf (stderr, "imageapi-init: %s\n", text);
+      if (cfg.log != NULL)
+        {
+          int fd = open (cfg.log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+          if (fd >= 0)
+            {
+              ia_log_set_fd (fd);
+              ia_log ("%s", text);
+              close (fd);
+            }
+        }
+    }
+  report_ready ("error %s", text);
+  (void) write_status (status_code, 0, text, NULL);
+  exit (exit_status);
+}
+
+/* ------------------------------------------------------ command line */
+
+static int
+parse_ns (const char *list, struct ia_error **err)
+{
+  char *copy = strdup (list), *save = NULL, *name;
+  bool mnt = false;
+
+  if (copy == NULL)
+    return ia_error_make (err, ENOMEM, "--ns");
+  cfg.clone_flags = 0;
+  cfg.ns_cgroup = cfg.ns_time = cfg.ns_net = false;
+  for (name = strtok_r (copy, ",", &save); name != NULL; name = strtok_r (NULL, ",", &save))
+    {
+      if (strcmp (name, "mnt") == 0)
+        mnt = true;
+      else if (strcmp (name, "pid") == 0)
+        cfg.clone_flags |= CLONE_NEWPID;
+      else if (strcmp (name, "uts") == 0)
+        cfg.clone_flags |= CLONE_NEWUTS;
+      else if (strcmp (name, "ipc") == 0)
+        cfg.clone_flags |= CLONE_NEWIPC;
+      else if (strcmp (name, "net") == 0)
+        {
+          cfg.clone_flags |= CLONE_NEWNET;
+          cfg.ns_net = true;
+        }
+      else if (strcmp (name, "cgroup") == 0)
+        cfg.ns_cgroup = true;
+      else if (strcmp (name, "time") == 0)
+        cfg.ns_time = true;
+      else if (strcmp (name, "user") == 0)
+        {
+          free (copy);
+          return ia_error_make (err, 0, "--ns: user namespaces are not supported");
+        }
+      else
+        {
+          ia_error_make (err, 0, "--ns: unknown namespace \"%s\" (known: mnt,pid,uts,ipc,net,cgroup,time)",
+                         name);
+          free (copy);
+          return -1;
+        }
+    }
+  free (copy);
+  if (!mnt)
+    return ia_error_make (err, 0, "--ns: the mnt namespace is required");
+  cfg.clone_flags |= CLONE_NEWNS;
+  return 0;
+}
+
+static int
+append (char ***list, size_t *n, char *item, struct ia_error **err)
+{
+  char **l = realloc (*list, (*n + 2) * sizeof **list);
+  if (l == NULL || item == NULL)
+    {
+      if (l != NULL)
+        *list = l;
+      return ia_error_make (err, ENOMEM, "parsing the command line");
+    }
+  l[(*n)++] = item;
+  l[*n] = NULL;
+  *list = l;
+  return 0;
+}
+
+static int
+parse_args (int argc, char **argv, struct ia_error **err)
+{
+  const char *ns = "mnt,pid,uts,ipc";
+  bool have_hostname = false;
+  int i;
+
+  for (i = 1; i < argc; i++)
+    {
+      const char *arg = argv[i], *val = NULL, *eq;
+      char name[32];
+
+      if (strcmp (arg, "--") == 0)
+        {
+          i++;
+          break;
+        }
+      if (strcmp (arg, "--help") == 0 || strcmp (arg, "-h") == 0)
+        {
+          fputs (usage_text, stdout);
+          exit (0);
+        }
+      if (strncmp (arg, "--", 2) != 0)
+        return ia_error_make (err, 0, "unexpected argument \"%s\" (the command goes after \"--\")", arg);
+
+      /* --name VALUE or --name=VALUE */
+      eq = strchr (arg, '=');
+      if (eq != NULL)
+        {
+          if ((size_t) (eq - arg) >= sizeof name)
+            return ia_error_make (err, 0, "unknown option %s", arg);
+          memcpy (name, arg, (size_t) (eq - arg));
+          name[eq - arg] = '\0';
+          val = eq + 1;
+        }
+      else
+        {
+          if (strlen (arg) >= sizeof name)
+            return ia_error_make (err, 0, "unknown option %s", arg);
+          strcpy (name, arg);
+        }
+
+      if (strcmp (name, "--systemd") == 0)
+        {
+          if (val != NULL)
+            return ia_error_make (err, 0, "--systemd takes no value");
+          cfg.systemd = true;
+          continue;
+        }
+
+      if (strcmp (name, "--root") != 0 && strcmp (name, "--log") != 0
+          && strcmp (name, "--ready-fd") != 0 && strcmp (name, "--pidfile") != 0
+          && strcmp (name, "--status") != 0 && strcmp (name, "--ns") != 0
+          && strcmp (name, "--hostname") != 0 && strcmp (name, "--cgroup") != 0
+          && strcmp (name, "--env") != 0 && strcmp (name, "--workdir") != 0)
+        return ia_error_make (err, 0, "unknown option %s", name);
+      if (val == NULL)
+        {
+          if (i + 1 >= argc || strcmp (argv[i + 1], "--") == 0)
+            return ia_error_make (err, 0, "%s needs a value", name);
+          val = argv[++i];
+        }
+
+      if (strcmp (name, "--ready-fd") == 0)
+        {
+          char *end;
+          long fd;
+          errno = 0;
+          fd = strtol (val, &end, 10);
+          if (errno != 0 || end == val || *end != '\0' || fd < 3 || fd > INT_MAX)
+            return ia_error_make (err, 0, "--ready-fd: \"%s\" is not a file descriptor number >= 3", val);
+          if (fcntl ((int) fd, F_SETFD, FD_CLOEXEC) < 0)
+            return ia_error_make (err, errno, "--ready-fd %ld", fd);
+          cfg.ready_fd = (int) fd;
+          continue;
+        }
+      if (*val == '\0')
+        return ia_error_make (err, 0, "%s needs a non-empty value", name);
+
+      if (strcmp (name, "--root") == 0)
+        cfg.root = absolute_path (val);
+      else if (strcmp (name, "--log") == 0)
+        cfg.log = absolute_path (val);
+      else if (strcmp (name, "--pidfile") == 0)
+        cfg.pidfile = absolute_path (val);
+      else if (strcmp (name, "--status") == 0)
+        cfg.status = absolute_path (val);
+      else if (strcmp (name, "--ns") == 0)
+        ns = val;
+      else if (strcmp (name, "--hostname") == 0)
+        {
+          if (strlen (val) > 64)
+            return ia_error_make (err, 0, "--hostname: \"%s\" is longer than 64 characters", val);
+          cfg.hostname = val;
+          have_hostname = true;
+        }
+      else if (strcmp (name, "--workdir") == 0)
+        cfg.workdir = val;
+      else if (strcmp (name, "--cgroup") == 0)
+        {
+          if (append (&cfg.cgroups, &cfg.n_cgroups, absolute_path (val), err) < 0)
+            return -1;
+        }
+      else if (strcmp (name, "--env") == 0)
+        {
+          const char *e = strchr (val, '=');
+          if (e == NULL || e == val)
+            return ia_error_make (err, 0, "--env: \"%s\" is not K=V", val);
+          if (append (&cfg.env, &cfg.n_env, strdup (val), err) < 0)
+            return -1;
+        }
+      if ((strcmp (name, "--root") == 0 && cfg.root == NULL)
+          || (strcmp (name, "--log") == 0 && cfg.log == NULL)
+          || (strcmp (name, "--pidfile") == 0 && cfg.pidfile == NULL)
+          || (strcmp (name, "--status") == 0 && cfg.status == NULL))
+        return ia_error_make (err, errno, "%s %s", name, val);
+    }
+
+  if (parse_ns (ns, err) < 0)
+    return -1;
+  if (cfg.systemd)
+    cfg.ns_cgroup = true;
+  if (have_hostname && !(cfg.clone_flags & CLONE_NEWUTS))
+    return ia_error_make (err, 0, "--hostname needs the uts namespace (--ns ...,uts)");
+  if (cfg.root == NULL)
+    return ia_error_make (err, 0, "--root is required");
+  if (cfg.log == NULL)
+    return ia_error_make (err, 0, "--log is required");
+  if (i >= argc)
+    return ia_error_make (err, 0, "no command given (expected \"-- COMMAND [ARG...]\")");
+  cfg.argv = &argv[i];
+  return 0;
+}
+
+/* ------------------------------------------------------ container side */
+
+static void
+reset_signals (void)
+{
+  sigset_t all;
+
+  /* The supervisor ignores SIGHUP, SIGTERM...; the container must not
+   * inherit that. */
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP)
+      signal (sig, SIG_DFL);
+  sigemptyset (&all);
+  sigprocmask (SIG_SETMASK, &all, NULL);
+}
+
+static int
+bring_up_loopback (struct ia_error **err)
+{
+  struct ifreq ifr;
+  int s;
+
+  s = socket (AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0)
+    return ia_error_make (err, errno, "bringing up lo");
+  memset (&ifr, 0, sizeof ifr);
+  memcpy (ifr.ifr_name, "lo", sizeof "lo");
+  if (ioctl (s, SIOCGIFFLAGS, &ifr) < 0)
+    goto fail;
+  ifr.ifr_flags |= IFF_UP;
+  if (ioctl (s, SIOCSIFFLAGS, &ifr) < 0)
+    goto fail;
+  close (s);
+  return 0;
+
+fail:
+  {
+    int saved = errno;
+    close (s);
+    return ia_error_make (err, saved, "bringing up lo");
+  }
+}
+
+static int
+set_environment (struct ia_error **err)
+{
+  if (clearenv () != 0)
+    return ia_error_make (err, ENOMEM, "setting the environment");
+  if (setenv ("PATH", DEFAULT_PATH, 1) < 0 || setenv ("HOME", "/", 1) < 0
+      || setenv ("TERM", "xterm", 1) < 0)
+    return ia_error_make (err, errno, "setting the environment");
+  if (cfg.systemd && setenv ("container", "imageapi", 1) < 0)
+    return ia_error_make (err, errno, "setting the environment");
+  for (size_t i = 0; i < cfg.n_env; i++)
+    {
+      char *kv = cfg.env[i], *eq = strchr (kv, '=');
+      int ret;
+      *eq = '\0';
+      ret = setenv (kv, eq + 1, 1);
+      *eq = '=';
+      if (ret < 0)
+        return ia_error_make (err, errno, "setting the environment: %s", kv);
+    }
+  return 0;
+}
+
+/* All steps of the container process up to the exec.  Returns only on
+ * failure, with *code set to the exit code to use. */
+static int
+setup_container (int exec_fd, int *code, struct ia_error **err)
+{
+  int rootfd = -1;
+
+  *code = CODE_SETUP_FAILED;
+
+  /* We are in our cgroups already: our cgroup root becomes our cgroup. */
+  if (cfg.ns_cgroup && unshare (CLONE_NEWCGROUP) < 0)
+    return ia_error_make (err, errno, "creating the cgroup namespace");
+
+  umask (0);
+  if (ia_make_mounts_private (err) < 0)
+    return -1;
+  if (ia_prepare_root (cfg.root, &rootfd, err) < 0)
+    return -1;
+  if (ia_mount_filesystems (rootfd, &cfg, err) < 0)
+    return -1;
+  if (ia_make_devices (rootfd, err) < 0)
+    return -1;
+  if (ia_make_dev_links (rootfd, err) < 0)
+    return -1;
+  if (ia_pivot_root (rootfd, err) < 0)
+    return -1;
+  close (rootfd);
+
+  if (cfg.hostname != NULL && sethostname (cfg.hostname, strlen (cfg.hostname)) < 0)
+    return ia_error_make (err, errno, "setting the hostname");
+  if (cfg.ns_net && bring_up_loopback (err) < 0)
+    return -1;
+  if (set_environment (err) < 0)
+    return -1;
+  if (chdir (cfg.workdir) < 0)
+    return ia_error_make (err, errno, "changing to the working directory %s", cfg.workdir);
+  umask (022);
+  close_fds_except (exec_fd);
+
+  ia_log ("executing init %s", cfg.argv[0]);
+  execvp (cfg.argv[0], cfg.argv);
+  *code = CODE_EXEC_FAILED;
+  return ia_error_make (err, errno, "executing %s", cfg.argv[0]);
+}
+
+static void __attribute__ ((noreturn))
+container_main (int sync_fd, int exec_fd)
+{
+  struct ia_error *err = NULL;
+  char text[4096];
+  int code;
+  ssize_t n;
+  char go = 0;
+
+  reset_signals ();
+  prctl (PR_SET_NAME, "imageapi-init", 0, 0, 0);
+
+  /* Wait until the supervisor has put us into our cgroups. */
+  do
+    n = read (sync_fd, &go, 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 1 || go != 'g')
+    _exit (CODE_SETUP_FAILED);
+  close (sync_fd);
+
+  setup_container (exec_fd, &code, &err);
+
+  /* The supervisor logs the error and reports it. */
+  ia_error_text (err, text, sizeof text);
+  (void) write_all (exec_fd, text, strlen (text));
+  _exit (code);
+}
+
+/* ------------------------------------------------------ supervisor side */
+
+static int
+setup_stdio (struct ia_error **err)
+{
+  int fd, logfd;
+
+  /* Make sure 0, 1 and 2 are taken, so that no file we open lands there. */
+  while ((fd = open ("/dev/null", O_RDWR)) >= 0 && fd < 3)
+    ;
+  if (fd < 0)
+    return ia_error_make (err, errno, "opening /dev/null");
+  logfd = open (cfg.log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (logfd < 0)
+    {
+      int saved = errno;
+      close (fd);
+      return ia_error_make (err, saved, "opening the log file %s", cfg.log);
+    }
+  if (dup2 (fd, STDIN_FILENO) < 0 || dup2 (logfd, STDOUT_FILENO) < 0 || dup2 (logfd, STDERR_FILENO) < 0)
+    return ia_error_make (err, errno, "redirecting stdio to the log file");
+  close (fd);
+  close (logfd);
+  ia_log_set_fd (STDERR_FILENO);
+  log_is_set_up = true;
+  return 0;
+}
+
+static int
+join_cgroups (pid_t pid, struct ia_error **err)
+{
+  char path[PATH_MAX], buf[32];
+  int n = snprintf (buf, sizeof buf, "%d\n", (int) pid);
+
+  for (size_t i = 0; i < cfg.n_cgroups; i++)
+    {
+      int fd;
+      if ((size_t) snprintf (path, sizeof path, "%s/cgroup.procs", cfg.cgroups[i]) >= sizeof path)
+        return ia_error_make (err, ENAMETOOLONG, "joining cgroup %s", cfg.cgroups[i]);
+      fd = open (path, O_WRONLY | O_CLOEXEC);
+      if (fd < 0)
+        return ia_error_make (err, errno, "joining cgroup %s", cfg.cgroups[i]);
+      if (write_all (fd, buf, (size_t) n) < 0)
+        {
+          int saved = errno;
+          close (fd);
+          return ia_error_make (err, saved, "joining cgroup %s", cfg.cgroups[i]);
+        }
+      close (fd);
+    }
+  return 0;
+}
+
+static pid_t
+clone_container (void)
+{
+  /* fork-like clone (no new stack): the child continues here. */
+  return (pid_t) syscall (SYS_clone, (unsigned long) cfg.clone_flags | SIGCHLD, NULL, NULL, NULL, NULL);
+}
+
+/* Read what the container process reports before its exec: nothing
+ * (EOF) means the exec succeeded. */
+static void
+read_exec_result (int fd, char *buf, size_t len)
+{
+  size_t have = 0;
+
+  for (;;)
+    {
+      ssize_t n = read (fd, buf + have, len - 1 - have);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        break;
+      have += (size_t) n;
+      if (have == len - 1)
+        break;
+    }
+  buf[have] = '\0';
+}
+
+static int
+supervise (void)
+{
+  struct ia_error *err = NULL;
+  int sync_pipe[2], exec_pipe[2];
+  char start_error[4096] = "";
+  int wstatus = 0, exit_code, sig;
+  pid_t pid, w;
+
+  close_fds_except (cfg.ready_fd);
+  if (setup_stdio (&err) < 0)
+    die (EXIT_START_FAILED, CODE_SETUP_FAILED, err);
+
+  if (getsid (0) != getpid ())
+    (void) setsid (); /* fails only for a process group leader: keep going */
+  signal (SIGHUP, SIG_IGN);
+  signal (SIGINT, SIG_IGN);
+  signal (SIGTERM, SIG_IGN);
+  signal (SIGPIPE, SIG_IGN);
+  if (prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+    {
+      ia_error_make (&err, errno, "becoming a child subreaper");
+      die (EXIT_START_FAILED, CODE_SETUP_FAILED, err);
+    }
+  prctl (PR_SET_NAME, "imageapi-shim", 0, 0, 0);
+  /* Do not keep the agent's working directory busy. */
+  if (chdir ("/") < 0)
+    {
+      ia_error_make (&err, errno, "changing into /");
+      die (EXIT_START_FAILED, CODE_SETUP_FAILED, err);
+    }
+
+  /* A new time namespace applies to our children only. */
+  if (cfg.ns_time && unshare (CLONE_NEWTIME) < 0)
+    {
+      ia_error_make (&err, errno, "creating the time namespace");
+      die (EXIT_START_FAILED, CODE_SETUP_FAILED, err);
+    }
+
+  if (pipe2 (sync_pipe, O_CLOEXEC) < 0 || pipe2 (exec_pipe, O_CLOEXEC) < 0)
+    {
+      ia_error_make (&err, errno, "creating pipes");
+      die (EXIT_START_FAILED, CODE_SETUP_FAILED, err);
+    }
+
+  pid = clone_container ();
+  if (pid < 0)
+    {
+      ia_error_make (&err, errno, "creating the container process");
+      die (EXIT_START_FAILED, CODE_SETUP_FAILED, err);
+    }
+  if (pid == 0)
+    {
+      close (sync_pipe[1]);
+      close (exec_pipe[0]);
+      container_main (sync_pipe[0], exec_pipe[1]);
+    }
+  close (sync_pipe[0]);
+  close (exec_pipe[1]);
+
+  /* Into the cgroups before the container does anything; closing the
+   * pipe without "g" makes the child exit. */
+  if (join_cgroups (pid, &err) < 0)
+    ia_error_text (err, start_error, sizeof start_error);
+  else
+    (void) write_all (sync_pipe[1], "g", 1);
+  close (sync_pipe[1]);
+
+  if (start_error[0] == '\0')
+    read_exec_result (exec_pipe[0], start_error, sizeof start_error);
+  close (exec_pipe[0]);
+
+  if (start_error[0] != '\0')
+    {
+      ia_log ("%s", start_error);
+      report_ready ("error %s", start_error);
+    }
+  else
+    {
+      char buf[32];
+      snprintf (buf, sizeof buf, "%d\n", (int) pid);
+      if (cfg.pidfile != NULL && write_file_atomic (cfg.pidfile, buf, &err) < 0)
+        {
+          char text[4096];
+          ia_log ("%s", ia_error_text (err, text, sizeof text));
+          ia_error_free (&err);
+        }
+      report_ready ("ok %d", (int) pid);
+    }
+
+  /* Wait for PID 1, reaping whatever else gets reparented to us. */
+  for (;;)
+    {
+      int st;
+      w = waitpid (-1, &st, __WALL);
+      if (w < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          /* ECHILD: cannot happen while PID 1 is our child. */
+          wstatus = 0;
+          break;
+        }
+      if (w == pid)
+        {
+          wstatus = st;
+          break;
+        }
+    }
+
+  if (WIFSIGNALED (wstatus))
+    {
+      sig = WTERMSIG (wstatus);
+      exit_code = 128 + sig;
+    }
+  else
+    {
+      sig = 0;
+      exit_code = WEXITSTATUS (wstatus);
+    }
+  ia_error_free (&err);
+  if (write_status (exit_code, sig, start_error[0] ? start_error : NULL, &err) < 0)
+    {
+      char text[4096];
+      ia_log ("%s", ia_error_text (err, text, sizeof text));
+      ia_error_free (&err);
+    }
+
+  /* Reap what is already gone; the rest is left to the host's init. */
+  while (waitpid (-1, NULL, WNOHANG | __WALL) > 0)
+    ;
+  return start_error[0] ? EXIT_START_FAILED : 0;
+}
+
+int
+main (int argc, char **argv)
+{
+  struct ia_error *err = NULL;
+
+  signal (SIGPIPE, SIG_IGN);
+  tzset ();
+  if (parse_args (argc, argv, &err) < 0)
+    die (EXIT_USAGE, CODE_SETUP_FAILED, err);
+  return supervise ();
+}

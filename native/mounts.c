@@ -80,7 +80,7 @@ ia_open_dir_beneath (int dirfd, const char *rel, bool create, int *out, struct i
               && fstatat (fd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK (st.st_mode))
             {
               close (fd);
-              return ia_error_make (err, ELOOP, "/%.*s is a symbolic link, refusing to follow it",
+              return ia_error_make (err, ELOOP, "/%.*s is a symbolic link",
                                     shown_len, shown);
             }
           close (fd);

@@ -1,0 +1,302 @@
+#!/usr/bin/env bash
+# Real-kernel tests of native/build/imageapi-init (the container init helper).
+#   bash test/native/init-helper.sh
+# Needs root, busybox-static and squashfs-tools.  Builds the helper, builds
+# the busybox fixture into a temporary directory, starts containers and
+# checks the log, the ready/pidfile/status protocol, namespaces, mounts and
+# cgroups.  Everything it creates (processes, mounts, loop devices, cgroup
+# directories, temporary files) is removed on exit, also after a failure.
+# Last line of output: "N passed, M failed"; exit status 1 if M > 0.
+set -uo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+helper=$repo/native/build/imageapi-init
+
+if [ "$(id -u)" != 0 ]; then
+  echo "init-helper.sh: needs root" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
+# check NAME COMMAND...: passes when COMMAND succeeds.
+check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
+# check_eq NAME WANT GOT
+check_eq() { if [ "$2" == "$3" ]; then ok "$1"; else bad "$1" "want [$2], got [$3]"; fi; }
+# check_grep NAME REGEX FILE
+check_grep() { if grep -Eq -- "$2" "$3" 2>/dev/null; then ok "$1"; else bad "$1" "no /$2/ in $3"; fi; }
+
+work=$(mktemp -d /tmp/imageapi-init-test.XXXXXX)
+tag=imageapi-test-$$
+containers=() supervisors=() cgroups=() mounts=() loopdev=""
+
+cleanup() {
+  local p cg m i
+  trap - EXIT INT TERM
+  for p in "${containers[@]}"; do kill -9 "$p" 2>/dev/null; done
+  for cg in "${cgroups[@]}"; do
+    [ -e "$cg/cgroup.kill" ] && echo 1 >"$cg/cgroup.kill" 2>/dev/null
+    [ -e "$cg/cgroup.procs" ] && while read -r p; do kill -9 "$p" 2>/dev/null; done <"$cg/cgroup.procs"
+  done
+  # The supervisors exit once their container is gone.
+  for i in $(seq 50); do
+    alive=0
+    for p in "${supervisors[@]}"; do [ -d "/proc/$p" ] && [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" != Z ] && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.05
+  done
+  for p in "${supervisors[@]}"; do kill -9 "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  # Children first (reverse order of creation).
+  for ((i = ${#cgroups[@]} - 1; i >= 0; i--)); do
+    for _ in $(seq 20); do rmdir "${cgroups[i]}" 2>/dev/null && break; [ -d "${cgroups[i]}" ] || break; sleep 0.05; done
+  done
+  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[i]}" 2>/dev/null || umount -l "${mounts[i]}"; done
+  [ -n "$loopdev" ] && losetup -d "$loopdev" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ------------------------------------------------------------------ setup
+make -s -C "$repo/native" >"$work/make.out" 2>&1 || { cat "$work/make.out"; bad "build" "make -C native failed"; echo "$passed passed, $failed failed"; exit 1; }
+ok "make -C native"
+
+bash "$repo/test/fixtures/busybox-image.sh" "$work/bb.sqsh" "$work/bbroot" >/dev/null ||
+  { bad "fixture" "busybox-image.sh failed"; echo "$passed passed, $failed failed"; exit 1; }
+
+loopdev=$(losetup -f --show -r "$work/bb.sqsh")
+mkdir -p "$work/sq" "$work/ov/upper" "$work/ov/work" "$work/ov/root"
+mount -t squashfs -o ro "$loopdev" "$work/sq" && mounts+=("$work/sq")
+mount -t overlay overlay -o "lowerdir=$work/sq,upperdir=$work/ov/upper,workdir=$work/ov/work" "$work/ov/root" &&
+  mounts+=("$work/ov/root")
+# A second overlay whose /proc is a symlink pointing out of the image.
+mkdir -p "$work/ov2/upper" "$work/ov2/work" "$work/ov2/root"
+mount -t overlay overlay -o "lowerdir=$work/sq,upperdir=$work/ov2/upper,workdir=$work/ov2/work" "$work/ov2/root" &&
+  mounts+=("$work/ov2/root")
+rmdir "$work/ov2/root/proc" && ln -s "$work/outside" "$work/ov2/root/proc"
+mkdir -p "$work/outside"
+
+v2=/sys/fs/cgroup/unified/$tag v1=/sys/fs/cgroup/pids/$tag
+for d in "$v2" "$v2/c" "$v2/s" "$v1" "$v1/c"; do mkdir "$d" && cgroups+=("$d"); done
+
+# start NAME HELPER-ARGS... -- COMMAND...: runs the helper in the
+# background with --log/--pidfile/--status/--ready-fd in $work/NAME and
+# waits for its ready line.  Sets D, SPID, READY, CPID.
+start() {
+  local name=$1; shift
+  D=$work/$name
+  mkdir -p "$D"
+  mkfifo "$D/ready.fifo"
+  "$helper" --log "$D/log" --pidfile "$D/pid" --status "$D/status" --ready-fd 3 "$@" \
+    3>"$D/ready.fifo" </dev/null >"$D/out" 2>&1 &
+  SPID=$!
+  supervisors+=("$SPID")
+  # cat ends when the writer closes the fd: one line, then closed.
+  timeout 5 cat "$D/ready.fifo" >"$D/ready"
+  READY=$(cat "$D/ready")
+  CPID=""
+  if [[ $READY =~ ^ok\ ([0-9]+)$ ]]; then
+    CPID=${BASH_REMATCH[1]}
+    containers+=("$CPID")
+  fi
+}
+
+# wait_file FILE: up to 5 s for FILE to appear.
+wait_file() { for _ in $(seq 100); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
+# wait_gone PID: up to 5 s for PID to exit (and be reaped or become a zombie).
+wait_gone() {
+  for _ in $(seq 100); do
+    [ -d "/proc/$1" ] || return 0
+    [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+# messages FILE: the helper's log messages, without timestamps.
+messages() { sed -n 's/^[0-9]\{4\}\/[0-9][0-9]\/[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9] init: //p' "$1"; }
+
+expected_lines="making all mounts private
+preparing image
+mounting /proc
+mounting /dev
+mounting /dev/shm
+mounting /dev/mqueue
+mounting /dev/pts
+mounting /sys
+making device file /dev/null
+making device file /dev/zero
+making device file /dev/full
+making device file /dev/tty
+making device file /dev/random
+making device file /dev/urandom
+creating the /dev links
+executing init /bin/sh"
+
+# --------------------------------------------------- 1: basic container
+echo "# basic container (plain directory root, net ns, hostname)"
+host_hostname=$(hostname)
+start basic --root "$work/bbroot" --ns mnt,pid,uts,ipc,net --hostname c1 \
+  --env FOO=bar --env TERM=dumb --workdir /etc -- \
+  /bin/sh -c 'echo hi; hostname; ip link; echo "env-$FOO-$TERM-$HOME-$PATH"; pwd; ls -l /dev; echo ready >/dev/null; sleep 30; true'
+check "ready line is 'ok PID'" test -n "$CPID"
+check_eq "pidfile holds the pid" "$CPID" "$(cat "$D/pid" 2>/dev/null)"
+wait_file "$D/log"; for _ in $(seq 100); do grep -q '^/etc$' "$D/log" && break; sleep 0.05; done
+check_eq "init log lines in order" "$expected_lines" "$(messages "$D/log")"
+bad_lines=$(grep ' init: ' "$D/log" | grep -Evc '^[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} init: .')
+check_eq "log line format" 0 "$bad_lines"
+check_grep "command output in the log" '^hi$' "$D/log"
+check_grep "hostname set in the container" '^c1$' "$D/log"
+check_eq "host hostname unchanged" "$host_hostname" "$(hostname)"
+check_grep "lo is up" '^1: lo: <LOOPBACK,UP' "$D/log"
+check_grep "environment (--env, defaults)" '^env-bar-dumb-/-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin$' "$D/log"
+check_grep "workdir" '^/etc$' "$D/log"
+check_grep "/dev/null is a char device 1,3" '^crw-rw-rw- .* 1, +3 .*null$' "$D/log"
+check_grep "/dev/ptmx link" 'ptmx -> pts/ptmx$' "$D/log"
+if [ -n "$CPID" ]; then
+  check_eq "container is PID 1 in its pid ns" 1 "$(awk '/^NSpid:/ {print $NF}' "/proc/$CPID/status")"
+  check "nsenter ps shows the command as PID 1" bash -c "nsenter -t $CPID -a ps | grep -Eq '^ +1 +root +/bin/sh -c echo hi'"
+  check_eq "supervisor is the container's parent" "$SPID" "$(awk '{print $4}' "/proc/$CPID/stat")"
+  check_eq "supervisor comm" imageapi-shim "$(cat "/proc/$SPID/comm")"
+  check_eq "supervisor is a session leader" "$SPID" "$(awk '{print $6}' "/proc/$SPID/stat")"
+  for ns in mnt pid uts ipc net; do
+    check "$ns namespace is new" test "$(readlink "/proc/$CPID/ns/$ns")" != "$(readlink "/proc/$SPID/ns/$ns")"
+  done
+  check "cgroup namespace not requested: shared" test "$(readlink "/proc/$CPID/ns/cgroup")" == "$(readlink /proc/self/ns/cgroup)"
+  check_eq "container has only fds 0 1 2" "0 1 2" "$(ls "/proc/$CPID/fd" | sort -n | xargs)"
+  check "root is the image (pivot_root)" bash -c "nsenter -t $CPID -m cat /proc/1/mountinfo | awk '\$5 == \"/\"' | grep -q bbroot"
+  check "no status while running" test ! -e "$D/status"
+  kill -9 "$CPID"
+  wait_file "$D/status"
+  check_grep "status exit_code=137" '^exit_code=137$' "$D/status"
+  check_grep "status signal=9" '^signal=9$' "$D/status"
+  check_grep "status finished_at" '^finished_at=[0-9]{10,}$' "$D/status"
+  check "no start_error in status" bash -c "! grep -q start_error '$D/status'"
+  wait "$SPID"; check_eq "supervisor exit status 0" 0 "$?"
+  check_eq "no temporary files left" "log out pid ready ready.fifo status" "$(ls "$D" | sort | xargs)"
+fi
+check_eq "one ready line" 1 "$(wc -l <"$D/ready")"
+
+# --------------------------------------------------- 2: exec failure
+echo "# command that does not exist"
+start noexec --root "$work/bbroot" -- /bin/nonexistent arg
+check_eq "ready error line" "error executing /bin/nonexistent: No such file or directory" "$READY"
+wait "$SPID"; rc=$?
+check_eq "supervisor exit status 1" 1 "$rc"
+check_grep "log line for the exec failure" '^[0-9/]{10} [0-9:]{8} init: executing /bin/nonexistent: No such file or directory$' "$D/log"
+check_eq "exec failure is logged once" 1 "$(grep -c 'init: executing /bin/nonexistent:' "$D/log")"
+check_grep "status exit_code=127" '^exit_code=127$' "$D/status"
+check_grep "status start_error" '^start_error=executing /bin/nonexistent: No such file or directory$' "$D/status"
+check "no pidfile" test ! -e "$D/pid"
+
+# --------------------------------------------------- 3: usage errors
+echo "# command line errors"
+for args in "--ns pid,uts" "--ns mnt,user" "--ns mnt,bogus" "--ns mnt --hostname x" "--cgroup"; do
+  mkdir -p "$work/usage"
+  # shellcheck disable=SC2086
+  "$helper" --root "$work/bbroot" --log "$work/usage/log" $args -- /bin/true 2>"$work/usage/err" </dev/null
+  rc=$?
+  check_eq "'$args' exits 2" 2 "$rc"
+done
+check_grep "missing mnt is explained" 'init: --ns: the mnt namespace is required$' "$work/usage/log"
+check_grep "user ns is rejected" 'user namespaces are not supported' "$work/usage/log"
+check_grep "usage error on stderr too" 'needs a value' "$work/usage/err"
+"$helper" --log "$work/usage/log" -- /bin/true 2>/dev/null; check_eq "missing --root exits 2" 2 "$?"
+
+# --------------------------------------------------- 4: systemd, cgroups, time ns, overlay root
+echo "# --systemd on an overlay root, cgroups v1+v2, time namespace"
+start systemd --root "$work/ov/root" --ns mnt,pid,uts,ipc,time --systemd \
+  --cgroup "$v2/c" --cgroup "$v1/c" -- /bin/sh -c 'cat /proc/self/cgroup; ls /sys/fs/cgroup; sleep 30; true'
+check "ready ok" test -n "$CPID"
+systemd_lines=$(printf '%s\n' "$expected_lines" | awk '{print} /^mounting \/sys$/ {
+  print "mounting /run"; print "mounting /tmp"; print "mounting /sys/fs/cgroup"; print "mounting /var/lib/journal"}')
+check_eq "systemd log lines" "$systemd_lines" "$(messages "$D/log")"
+if [ -n "$CPID" ]; then
+  mi=/proc/$CPID/mountinfo
+  check "/run is a tmpfs" awk '$5 == "/run" && $9 == "tmpfs" {f=1} END {exit !f}' "$mi"
+  check "/tmp is a tmpfs" awk '$5 == "/tmp" && $9 == "tmpfs" {f=1} END {exit !f}' "$mi"
+  check "/var/lib/journal is a tmpfs" awk '$5 == "/var/lib/journal" && $9 == "tmpfs" {f=1} END {exit !f}' "$mi"
+  check "/sys/fs/cgroup is a writable cgroup2" awk '$5 == "/sys/fs/cgroup" && $9 == "cgroup2" && $6 ~ /^rw/ {f=1} END {exit !f}' "$mi"
+  check "/sys is read-only" awk '$5 == "/sys" && $6 ~ /^ro/ {f=1} END {exit !f}' "$mi"
+  check "/dev/pts is a new devpts instance" awk '$5 == "/dev/pts" && $9 == "devpts" && $NF ~ /ptmxmode=666/ {f=1} END {exit !f}' "$mi"
+  check "/var/lib/journal created in the overlay upper dir" test -d "$work/ov/upper/var/lib/journal"
+  check "container=imageapi in the environment" bash -c "tr '\\0' '\\n' </proc/$CPID/environ | grep -qx container=imageapi"
+  check "v2 cgroup holds the container" grep -qx "$CPID" "$v2/c/cgroup.procs"
+  check "v1 pids cgroup holds the container" grep -qx "$CPID" "$v1/c/cgroup.procs"
+  check "supervisor is outside the cgroups" bash -c "! grep -q '$tag' /proc/$SPID/cgroup && ! grep -qx $SPID $v2/c/cgroup.procs $v1/c/cgroup.procs"
+  check "cgroup namespace is new" test "$(readlink "/proc/$CPID/ns/cgroup")" != "$(readlink /proc/self/ns/cgroup)"
+  check_grep "container sees its cgroup as /" '^0::/$' "$D/log"
+  check_grep "cgroup2 root is the container's cgroup" '^cgroup.kill$' "$D/log"
+  check "time namespace is new" test "$(readlink "/proc/$CPID/ns/time")" != "$(readlink /proc/self/ns/time)"
+  check "supervisor stays in the host time ns" test "$(readlink "/proc/$SPID/ns/time")" == "$(readlink /proc/self/ns/time)"
+  echo 1 >"$v2/c/cgroup.kill"
+  wait_file "$D/status"
+  check_grep "cgroup.kill: exit_code=137" '^exit_code=137$' "$D/status"
+  wait "$SPID"; check_eq "supervisor survives cgroup.kill and exits 0" 0 "$?"
+fi
+
+# --------------------------------------------------- 5: read-only root, missing mountpoint
+echo "# --systemd on a read-only squashfs root without /var/lib/journal"
+start rofs --root "$work/sq" --systemd -- /bin/true
+check_eq "ready error names the step" "error mounting /var/lib/journal: creating directory /var/lib/journal: Read-only file system" "$READY"
+wait "$SPID"
+check_grep "start_error in status" '^start_error=mounting /var/lib/journal: ' "$D/status"
+check_grep "setup failure exit_code=125" '^exit_code=125$' "$D/status"
+check_grep "error logged" 'init: mounting /var/lib/journal: creating directory /var/lib/journal: Read-only file system$' "$D/log"
+
+# --------------------------------------------------- 6: symlinked mountpoint
+echo "# /proc in the image is a symlink pointing outside"
+start symlink --root "$work/ov2/root" -- /bin/true
+check_eq "symlinked mountpoint refused" "error mounting /proc: /proc is a symbolic link: Too many levels of symbolic links" "$READY"
+wait "$SPID"
+check "nothing mounted outside the image" bash -c "! grep -q '$work/outside' /proc/self/mountinfo && [ -z \"\$(ls -A '$work/outside')\" ]"
+
+# --------------------------------------------------- 7: supervisor outlives its parent
+echo "# the supervisor survives when its parent is killed"
+D=$work/orphan; mkdir -p "$D"; mkfifo "$D/ready.fifo"
+bash -c '"$1" --root "$2" --log "$3/log" --pidfile "$3/pid" --status "$3/status" --ready-fd 3 -- /bin/sleep 30 \
+  3>"$3/ready.fifo" </dev/null >/dev/null 2>&1 & echo $! >"$3/spid"; wait' _ "$helper" "$work/bbroot" "$D" &
+parent=$!
+READY=$(timeout 5 cat "$D/ready.fifo")
+SPID=$(cat "$D/spid"); supervisors+=("$SPID")
+CPID=${READY#ok }; [[ $CPID =~ ^[0-9]+$ ]] && containers+=("$CPID") || CPID=""
+check "ready ok" test -n "$CPID"
+kill -9 "$parent"; wait "$parent" 2>/dev/null
+kill -HUP "$SPID"; kill -TERM "$SPID"; kill -INT "$SPID"; kill -PIPE "$SPID"
+sleep 0.2
+check "supervisor alive after parent kill -9 and HUP/TERM/INT/PIPE" kill -0 "$SPID"
+if [ -n "$CPID" ]; then
+  check "container alive" kill -0 "$CPID"
+  check_eq "container has only fds 0 1 2" "0 1 2" "$(ls "/proc/$CPID/fd" | sort -n | xargs)"
+  check_eq "container signal dispositions reset" 0000000000000000 "$(awk '/^SigIgn:/ {print $2}' "/proc/$CPID/status")"
+  kill -9 "$CPID"
+  wait_file "$D/status"
+  check_grep "status written after the parent died" '^signal=9$' "$D/status"
+  check "supervisor exits afterwards" wait_gone "$SPID"
+fi
+
+# --------------------------------------------------- 8: subreaper without a pid ns
+echo "# orphans of a container without a pid namespace are reparented to the supervisor"
+start subreaper --root "$work/bbroot" --ns mnt,uts,ipc --cgroup "$v2/s" -- /bin/sh -c '(sleep 31 &); sleep 30; true'
+check "ready ok" test -n "$CPID"
+if [ -n "$CPID" ]; then
+  orphan=""
+  for _ in $(seq 100); do
+    for p in $(pgrep -P "$SPID"); do [ "$p" != "$CPID" ] && orphan=$p; done
+    [ -n "$orphan" ] && break
+    sleep 0.05
+  done
+  [ -n "$orphan" ] && containers+=("$orphan")
+  check "orphan reparented to the supervisor" test -n "$orphan"
+  check_eq "container sees the host pid ns" "$CPID" "$(awk '/^NSpid:/ {print $NF}' "/proc/$CPID/status")"
+  kill -9 "$CPID"
+  wait_file "$D/status"
+  check_grep "status written although an orphan is still running" '^exit_code=137$' "$D/status"
+  wait "$SPID"; check_eq "supervisor exit status 0" 0 "$?"
+  echo 1 >"$v2/s/cgroup.kill"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

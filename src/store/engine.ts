@@ -103,29 +103,34 @@ export class Engine {
     } catch (err) {
       throw at(where, err);
     }
-    const rec: AttachRec = {
-      type: 'attach',
-      id: this.store.nextId('attach'),
-      owner,
-      holds: [],
-      kind: kind as AttachRec['kind'],
-      spec: { ...body },
-      attached: { device_file: '', state: {} },
-    };
-    this.track(rec, tx);
+    // Children first, so ids run depth-first; they name their owner through `me`, whose id is set below.
+    const me: Ref = { type: 'attach', id: -1 };
+    const holds: Ref[] = [];
+    const spec2: Record<string, unknown> = { ...body };
     let driverSpec: Record<string, unknown> = body;
     if (kind === 'loopback') {
       const base = (body.base as string | undefined) ?? 'root';
       if (base === 'mount') {
         if (!body.mount) throw badRequest(`${where}.loopback: base is "mount" but no "mount" is given`);
-        const child = await this.createMount(body.mount as MountSpec, refOf(rec), tx, `${where}.loopback.mount`);
-        rec.holds.push(refOf(child));
-        rec.spec.mount = { id: child.id };
+        const child = await this.createMount(body.mount as MountSpec, me, tx, `${where}.loopback.mount`);
+        holds.push(refOf(child));
+        spec2.mount = { id: child.id };
         driverSpec = { ...body, base_dir: child.mounted.mountpoint };
       } else if (body.mount) {
         throw badRequest(`${where}.loopback: "mount" is given but base is "root" (set base to "mount")`);
       }
     }
+    me.id = this.store.nextId('attach');
+    const rec: AttachRec = {
+      type: 'attach',
+      id: me.id,
+      owner,
+      holds,
+      kind: kind as AttachRec['kind'],
+      spec: spec2,
+      attached: { device_file: '', state: {} },
+    };
+    this.track(rec, tx);
     try {
       rec.attached = await driver.attach(driverSpec, this.ctx);
     } catch (err) {
@@ -154,20 +159,10 @@ export class Engine {
     } catch (err) {
       throw at(where, err);
     }
-    const id = this.store.nextId('mount');
-    const mountpoint = join(this.mountsDir, `mount_${id}`);
-    const rec: MountRec = {
-      type: 'mount',
-      id,
-      owner,
-      holds: [],
-      kind: kind as MountRec['kind'],
-      spec: { ...body },
-      mounted: { mountpoint, state: {} },
-    };
-    this.track(rec, tx);
+    // Children first (ids run depth-first); they name their owner through `me`, whose id is set below.
+    const me: Ref = { type: 'mount', id: -1 };
+    const rec = { holds: [] as Ref[], spec: { ...body } };
     const deps: MountDeps = {};
-    const me = refOf(rec);
     if (kind === 'attach') {
       const child = await this.createAttach(body.attach as AttachSpec, me, tx, `${where}.attach.attach`);
       rec.holds.push(refOf(child));
@@ -180,7 +175,6 @@ export class Engine {
       for (const [i, lower] of lowers.entries()) {
         const child = await this.createMount(lower, me, tx, `${where}.overlay.lower[${i}]`);
         if (rec.holds.some((h) => h.id === child.id)) throw badRequest(`${where}.overlay.lower[${i}]: mount ${child.id} is already a lower layer`);
-        if (child.kind === 'overlay' && child.id === id) throw badRequest(`${where}: an overlay cannot be its own lower`);
         rec.holds.push(refOf(child));
         ids.push({ id: child.id });
         deps.lowers.push(child.mounted.mountpoint);
@@ -198,16 +192,28 @@ export class Engine {
         throw badRequest(`${where}.bind: "mount" is given but base is "root" (set base to "mount")`);
       }
     }
+    me.id = this.store.nextId('mount');
+    const mountpoint = join(this.mountsDir, `mount_${me.id}`);
+    const full: MountRec = {
+      type: 'mount',
+      id: me.id,
+      owner,
+      holds: rec.holds,
+      kind: kind as MountRec['kind'],
+      spec: rec.spec,
+      mounted: { mountpoint, state: {} },
+    };
+    this.track(full, tx);
     await mkdir(mountpoint, { recursive: true, mode: 0o755 });
     tx.onUndo(`remove ${mountpoint}`, () => removeDir(mountpoint));
     try {
-      rec.mounted = await driver.mount(body, deps, mountpoint, this.ctx);
+      full.mounted = await driver.mount(body, deps, mountpoint, this.ctx);
     } catch (err) {
       throw at(where, err);
     }
-    const mounted = rec.mounted;
-    tx.onUndo(`unmount ${describeRec(rec)}`, () => driver.unmount(body, mounted, this.ctx));
-    return rec;
+    const mounted = full.mounted;
+    tx.onUndo(`unmount ${describeRec(full)}`, () => driver.unmount(body, mounted, this.ctx));
+    return full;
   }
 
   // ------------------------------------------------------------------ delete

@@ -1,0 +1,133 @@
+// Wiring: the store, drivers, engine, container manager and HTTP listeners of one agent.
+import { chmod, mkdir, open, readFile, rm, unlink } from 'node:fs/promises';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { createApp } from './api/app.js';
+import type { LoadedSpec } from './api/spec.js';
+import { attachDrivers } from './attach/index.js';
+import type { Config } from './config.js';
+import { ContainerManager } from './container/manager.js';
+import { mountDrivers } from './mount/index.js';
+import { Engine } from './store/engine.js';
+import { Store } from './store/store.js';
+import { Views } from './store/views.js';
+
+export interface Agent {
+  /** Addresses listened on, e.g. `http://127.0.0.1:8080`, `unix:/var/run/imageapi.sock`. */
+  addresses: string[];
+  stop(): Promise<void>;
+}
+
+/** One agent per run-dir: a second one would corrupt the first one's state. */
+async function lockRunDir(runDir: string): Promise<string> {
+  const file = join(runDir, 'agent.pid');
+  for (let i = 0; i < 2; i++) {
+    try {
+      const fh = await open(file, 'wx', 0o600);
+      await fh.writeFile(`${process.pid}\n`);
+      await fh.close();
+      return file;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+      let alive = false;
+      try {
+        if (pid > 0) process.kill(pid, 0);
+        alive = pid > 0;
+      } catch {
+        alive = false;
+      }
+      if (alive && pid !== process.pid) throw new Error(`another agent (pid ${pid}) is using the run-dir ${runDir}`);
+      await rm(file, { force: true });
+    }
+  }
+  throw new Error(`cannot lock the run-dir ${runDir}`);
+}
+
+export async function startAgent(cfg: Config, log: Logger, spec: LoadedSpec): Promise<Agent> {
+  await mkdir(cfg.run_dir, { recursive: true, mode: 0o700 });
+  const lockFile = await lockRunDir(cfg.run_dir);
+  const store = new Store(cfg.run_dir);
+  await store.load();
+  const ctx = {
+    runDir: cfg.run_dir,
+    log,
+    config: { rbd_mode: cfg.rbd_mode },
+    mountpoint: (id: number) => store.get('mount', id).mounted.mountpoint,
+  };
+  const drivers = { attach: attachDrivers, mount: mountDrivers };
+  const engine = new Engine(store, drivers, ctx);
+  const views = new Views(store, drivers);
+  const containers = new ContainerManager(engine, views, { helper: cfg.helper });
+  await engine.reconcile((rec) => containers.adopt(rec));
+  log.info({ attachments: store.list('attach').length, mounts: store.list('mount').length, containers: store.list('container').length }, 'state loaded');
+
+  const app = createApp({ store, engine, views, containers }, { log, spec, validateResponses: cfg.validate_responses });
+  const servers: Server[] = [];
+  const addresses: string[] = [];
+  const listen = (srv: Server, ...args: unknown[]) =>
+    new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      (srv.listen as (...a: unknown[]) => void)(...args, () => resolve());
+    });
+  for (const scheme of cfg.scheme) {
+    if (scheme === 'http') {
+      const srv = createHttpServer(app);
+      await listen(srv, cfg.port, cfg.host);
+      const a = srv.address();
+      addresses.push(`http://${cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host}:${typeof a === 'object' && a ? a.port : cfg.port}`);
+      servers.push(srv);
+    } else if (scheme === 'https') {
+      const srv = createHttpsServer(
+        {
+          cert: readFileSync(cfg.tls_certificate!),
+          key: readFileSync(cfg.tls_key!),
+          ...(cfg.tls_ca ? { ca: readFileSync(cfg.tls_ca), requestCert: true, rejectUnauthorized: true } : {}),
+        },
+        app,
+      );
+      await listen(srv, cfg.tls_port, cfg.tls_host);
+      const a = srv.address();
+      addresses.push(`https://${cfg.tls_host}:${typeof a === 'object' && a ? a.port : cfg.tls_port}`);
+      servers.push(srv);
+    } else {
+      await unlink(cfg.socket_path).catch(() => {});
+      const srv = createHttpServer(app);
+      // Only root may talk to the socket: whoever reaches it can mount anything.
+      const old = process.umask(0o177);
+      try {
+        await listen(srv, cfg.socket_path);
+      } finally {
+        process.umask(old);
+      }
+      await chmod(cfg.socket_path, 0o600);
+      addresses.push(`unix:${cfg.socket_path}`);
+      servers.push(srv);
+    }
+  }
+  for (const a of addresses) log.info({ address: a }, 'listening');
+
+  return {
+    addresses,
+    async stop() {
+      // Stop accepting, let what is in flight finish, save; attachments, mounts and containers stay.
+      await Promise.all(
+        servers.map(
+          (s) =>
+            new Promise<void>((resolve) => {
+              s.close(() => resolve());
+              s.closeIdleConnections();
+            }),
+        ),
+      );
+      await store.mutex.run(async () => {});
+      await store.save();
+      containers.close();
+      if (cfg.scheme.includes('unix')) await unlink(cfg.socket_path).catch(() => {});
+      await rm(lockFile, { force: true });
+    },
+  };
+}

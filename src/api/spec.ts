@@ -1,0 +1,43 @@
+// Loading swagger.yaml and refusing to start with a broken one.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+
+const require = createRequire(import.meta.url);
+
+/** swagger.yaml at the package root (src/api → ../../, dist/src/api → ../../../). */
+export function specPath(): string {
+  for (const rel of ['../../swagger.yaml', '../../../swagger.yaml']) {
+    const p = fileURLToPath(new URL(rel, import.meta.url));
+    try {
+      readFileSync(p);
+      return p;
+    } catch {
+      /* try the next */
+    }
+  }
+  throw new Error('swagger.yaml not found beside the package');
+}
+
+export interface LoadedSpec {
+  text: string;
+  doc: Record<string, unknown>;
+}
+
+export function loadSpec(): LoadedSpec {
+  const text = readFileSync(specPath(), 'utf8');
+  const doc = parse(text) as Record<string, unknown>;
+  checkSpec(doc);
+  return { text, doc };
+}
+
+/** Validate the document against the OpenAPI 3.0 schema: a broken spec fails here, at start-up. */
+export function checkSpec(doc: Record<string, unknown>): void {
+  const Ajv = require('ajv-draft-04') as new (o: object) => { compile: (s: object) => ((d: unknown) => boolean) & { errors?: unknown[] } };
+  const schema = require('express-openapi-validator/dist/framework/openapi.v3.schema.json') as object;
+  const validate = new Ajv({ strict: false, allErrors: true, logger: false }).compile(schema);
+  if (!validate(doc)) {
+    throw new Error(`swagger.yaml is not a valid OpenAPI 3.0 document: ${JSON.stringify(validate.errors?.slice(0, 5))}`);
+  }
+}

@@ -1,0 +1,46 @@
+// imageapi-server: flags, environment and config file → the agent's listeners.
+import { pino } from 'pino';
+import { startAgent } from './agent.js';
+import { loadConfig, USAGE } from './config.js';
+import { loadSpec } from './api/spec.js';
+
+async function main(): Promise<void> {
+  let cfg;
+  try {
+    cfg = loadConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    process.stderr.write(`imageapi-server: ${(err as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (cfg === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const log = pino({ level: cfg.log_level, base: { pid: process.pid } });
+  if (process.getuid?.() !== 0) log.warn('not running as root: attaching and mounting will fail');
+  const spec = loadSpec();
+  const agent = await startAgent(cfg, log, spec);
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping: finishing requests in flight, leaving attachments, mounts and containers in place');
+    agent.stop().then(
+      () => {
+        log.info('stopped');
+        process.exit(0);
+      },
+      (err) => {
+        log.error({ err }, 'unclean stop');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((err) => {
+  process.stderr.write(`imageapi-server: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

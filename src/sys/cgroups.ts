@@ -1,0 +1,110 @@
+// One cgroup per container, on cgroup v2, v1 and hybrid hosts. On v2 (pure, or the `unified`
+// hierarchy of a hybrid host) cgroup.kill and cgroup.freeze do the work; on pure v1 the freezer
+// and pids controllers do. The only place that touches /sys/fs/cgroup.
+import { createHash } from 'node:crypto';
+import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+const ROOT = '/sys/fs/cgroup';
+const exists = (p: string) => access(p).then(() => true, () => false);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface CgroupLayout {
+  mode: 'v2' | 'hybrid' | 'v1';
+  /** v2 hierarchy root, if any. */
+  v2: string | null;
+  /** v1 controller roots used when there is no v2 hierarchy. */
+  v1: string[];
+}
+
+let layout: CgroupLayout | null = null;
+export async function cgroupLayout(): Promise<CgroupLayout> {
+  if (layout) return layout;
+  if (await exists(join(ROOT, 'cgroup.controllers'))) layout = { mode: 'v2', v2: ROOT, v1: [] };
+  else {
+    const v2 = (await exists(join(ROOT, 'unified', 'cgroup.procs'))) ? join(ROOT, 'unified') : null;
+    const v1: string[] = [];
+    if (!v2) for (const c of ['freezer', 'pids']) if (await exists(join(ROOT, c, 'cgroup.procs'))) v1.push(join(ROOT, c));
+    layout = { mode: v2 ? 'hybrid' : 'v1', v2, v1 };
+  }
+  return layout;
+}
+
+/** The parent group of one agent instance (its run-dir), so agents with different run-dirs never collide. */
+export function groupName(runDir: string): string {
+  return `imageapi-${createHash('sha256').update(runDir).digest('hex').slice(0, 8)}`;
+}
+
+export async function createCgroups(runDir: string, id: number): Promise<string[]> {
+  const l = await cgroupLayout();
+  const roots = l.v2 ? [l.v2] : l.v1;
+  const dirs = roots.map((r) => join(r, groupName(runDir), String(id)));
+  for (const d of dirs) await mkdir(d, { recursive: true });
+  return dirs;
+}
+
+async function procs(dir: string): Promise<number[]> {
+  const text = await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '');
+  return text.split('\n').filter(Boolean).map(Number);
+}
+
+export async function cgroupPids(dirs: string[]): Promise<number[]> {
+  const all = new Set<number>();
+  for (const d of dirs) for (const p of await procs(d)) all.add(p);
+  return [...all];
+}
+
+const isV2 = (dir: string) => exists(join(dir, 'cgroup.kill'));
+
+/** Kill every process in the container's cgroups and wait until they are gone. */
+export async function killCgroups(dirs: string[], timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (const d of dirs) {
+    if (!(await exists(d))) continue;
+    if (await isV2(d)) {
+      await writeFile(join(d, 'cgroup.kill'), '1').catch(() => {});
+    } else {
+      // v1: freeze first so nothing forks while we kill, then thaw so the kills are delivered.
+      const freezer = join(d, 'freezer.state');
+      const hasFreezer = await exists(freezer);
+      while ((await procs(d)).length && Date.now() < deadline) {
+        if (hasFreezer) await writeFile(freezer, 'FROZEN').catch(() => {});
+        for (const p of await procs(d)) {
+          try {
+            process.kill(p, 'SIGKILL');
+          } catch {
+            /* already gone */
+          }
+        }
+        if (hasFreezer) await writeFile(freezer, 'THAWED').catch(() => {});
+        await sleep(10);
+      }
+    }
+  }
+  while ((await cgroupPids(dirs)).length && Date.now() < deadline) await sleep(10);
+}
+
+export async function freezeCgroups(dirs: string[], frozen: boolean): Promise<void> {
+  for (const d of dirs) {
+    if (await isV2(d)) await writeFile(join(d, 'cgroup.freeze'), frozen ? '1' : '0');
+    else if (await exists(join(d, 'freezer.state'))) await writeFile(join(d, 'freezer.state'), frozen ? 'FROZEN' : 'THAWED');
+  }
+}
+
+/** Remove the container's cgroups (empty by now) and the agent's parent group if it is empty too. */
+export async function removeCgroups(dirs: string[]): Promise<void> {
+  for (const d of dirs) {
+    for (let i = 0; i < 50; i++) {
+      try {
+        await rmdir(d);
+        break;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') break;
+        if (code !== 'EBUSY') throw err;
+        await sleep(10);
+      }
+    }
+    await rmdir(join(d, '..')).catch(() => {});
+  }
+}

@@ -9,7 +9,8 @@
  *       then lets the child go (sync pipe)
  *     - the child sets up its root, pivots and execs the command; an
  *       O_CLOEXEC pipe tells the supervisor whether the exec happened
- *       (EOF without data) or what failed (the error text)
+ *       (EOF after the "about to exec" byte) or what failed (the error
+ *       text); EOF without any data means the child died during setup
  *     - reports on --ready-fd and --pidfile, waits for PID 1, writes
  *       --status and exits. */
 #include "init.h"
@@ -43,6 +44,10 @@
 /* Status file exit_code when the container failed before exec. */
 #define CODE_SETUP_FAILED 125
 #define CODE_EXEC_FAILED 127
+
+/* Records on the exec pipe (container -> supervisor). */
+#define EXEC_REACHED "X"  /* about to exec */
+#define EXEC_FAILED "E"   /* followed by the error text, then EOF */
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -525,6 +530,10 @@ setup_container (int exec_fd, int *code, struct ia_error **err)
   close_fds_except (exec_fd);
 
   ia_log ("executing init %s", cfg.argv[0]);
+  /* Tell the supervisor we got this far: EOF after this byte (the pipe
+   * is O_CLOEXEC) means the exec succeeded. */
+  if (write_all (exec_fd, EXEC_REACHED, 1) < 0)
+    return ia_error_make (err, errno, "executing %s: reporting to the supervisor", cfg.argv[0]);
   execvp (cfg.argv[0], cfg.argv);
   *code = CODE_EXEC_FAILED;
   return ia_error_make (err, errno, "executing %s", cfg.argv[0]);
@@ -553,7 +562,8 @@ container_main (int sync_fd, int exec_fd)
   setup_container (exec_fd, &code, &err);
 
   /* The supervisor logs the error and reports it. */
-  ia_error_text (err, text, sizeof text);
+  text[0] = EXEC_FAILED[0];
+  ia_error_text (err, text + 1, sizeof text - 1);
   (void) write_all (exec_fd, text, strlen (text));
   _exit (code);
 }
@@ -618,25 +628,42 @@ clone_container (void)
   return (pid_t) syscall (SYS_clone, (unsigned long) cfg.clone_flags | SIGCHLD, NULL, NULL, NULL, NULL);
 }
 
-/* Read what the container process reports before its exec: nothing
- * (EOF) means the exec succeeded. */
+/* Read what the container process reports about its exec: EXEC_REACHED
+ * then EOF when the exec succeeded, EXEC_FAILED + text when a step
+ * failed.  Leaves the error text (or "") in BUF. */
 static void
 read_exec_result (int fd, char *buf, size_t len)
 {
+  char data[4200];
+  const char *p = data;
   size_t have = 0;
+  bool reached = false;
 
   for (;;)
     {
-      ssize_t n = read (fd, buf + have, len - 1 - have);
+      ssize_t n = read (fd, data + have, sizeof data - 1 - have);
       if (n < 0 && errno == EINTR)
         continue;
       if (n <= 0)
         break;
       have += (size_t) n;
-      if (have == len - 1)
+      if (have == sizeof data - 1)
         break;
     }
-  buf[have] = '\0';
+  data[have] = '\0';
+
+  if (*p == EXEC_REACHED[0])
+    {
+      reached = true;
+      p++;
+    }
+  if (*p == EXEC_FAILED[0])
+    snprintf (buf, len, "%s", p + 1);
+  else if (reached)
+    buf[0] = '\0';
+  else
+    /* Killed (or crashed) before it could tell us anything. */
+    snprintf (buf, len, "the container process died before executing %s", cfg.argv[0]);
 }
 
 static int

@@ -80,7 +80,7 @@ rmdir "$work/ov2/root/proc" && ln -s "$work/outside" "$work/ov2/root/proc"
 mkdir -p "$work/outside"
 
 v2=/sys/fs/cgroup/unified/$tag v1=/sys/fs/cgroup/pids/$tag
-for d in "$v2" "$v2/c" "$v2/s" "$v1" "$v1/c"; do mkdir "$d" && cgroups+=("$d"); done
+for d in "$v2" "$v2/c" "$v2/s" "$v2/f" "$v1" "$v1/c"; do mkdir "$d" && cgroups+=("$d"); done
 
 # start NAME HELPER-ARGS... -- COMMAND...: runs the helper in the
 # background with --log/--pidfile/--status/--ready-fd in $work/NAME and
@@ -279,7 +279,7 @@ fi
 
 # --------------------------------------------------- 8: subreaper without a pid ns
 echo "# orphans of a container without a pid namespace are reparented to the supervisor"
-start subreaper --root "$work/bbroot" --ns mnt,uts,ipc --cgroup "$v2/s" -- /bin/sh -c '(sleep 31 &); sleep 30; true'
+start subreaper --root "$work/bbroot" --ns mnt,uts,ipc --cgroup "$v2/s" -- sh -c '(sleep 31 &); sleep 30; true'
 check "ready ok" test -n "$CPID"
 if [ -n "$CPID" ]; then
   orphan=""
@@ -290,6 +290,7 @@ if [ -n "$CPID" ]; then
   done
   [ -n "$orphan" ] && containers+=("$orphan")
   check "orphan reparented to the supervisor" test -n "$orphan"
+  check_grep "command found through the container's PATH" 'init: executing init sh$' "$D/log"
   check_eq "container sees the host pid ns" "$CPID" "$(awk '/^NSpid:/ {print $NF}' "/proc/$CPID/status")"
   kill -9 "$CPID"
   wait_file "$D/status"
@@ -297,6 +298,42 @@ if [ -n "$CPID" ]; then
   wait "$SPID"; check_eq "supervisor exit status 0" 0 "$?"
   echo 1 >"$v2/s/cgroup.kill"
 fi
+
+# --------------------------------------------------- 9: cgroup join failure
+echo "# a --cgroup directory that does not exist"
+start nocgroup --root "$work/bbroot" --cgroup "$work/no-such-cgroup" -- /bin/true
+check_eq "ready error names the cgroup" "error joining cgroup $work/no-such-cgroup: No such file or directory" "$READY"
+wait "$SPID"
+check_grep "status exit_code=125" '^exit_code=125$' "$D/status"
+check_eq "no init step ran" "joining cgroup $work/no-such-cgroup: No such file or directory" "$(messages "$D/log")"
+
+# --------------------------------------------------- 10: killed during setup
+echo "# container process killed before its exec (frozen cgroup, then cgroup.kill)"
+echo 1 >"$v2/f/cgroup.freeze"
+D=$work/killed; mkdir -p "$D"
+"$helper" --root "$work/bbroot" --log "$D/log" --status "$D/status" --ready-fd 3 --cgroup "$v2/f" -- /bin/true \
+  3>"$D/ready" </dev/null >/dev/null 2>&1 &
+SPID=$!; supervisors+=("$SPID")
+for _ in $(seq 100); do grep -q . "$v2/f/cgroup.procs" && break; sleep 0.02; done
+echo 1 >"$v2/f/cgroup.kill"
+wait "$SPID"
+check_eq "ready error" "error the container process died before executing /bin/true" "$(cat "$D/ready")"
+check_grep "status signal=9" '^signal=9$' "$D/status"
+check_grep "status start_error" '^start_error=the container process died before executing /bin/true$' "$D/status"
+
+# --------------------------------------------------- 11: fallbacks (run inside a user namespace)
+echo "# fallbacks: mknod refused -> bind host nodes, sysfs refused -> read-only host /sys, devpts without gid=5"
+D=$work/userns; mkdir -p "$D"
+unshare --user --map-root-user "$helper" --root "$work/bbroot" --log "$D/log" --status "$D/status" -- \
+  /bin/sh -c 'cat /proc/self/mountinfo; ls -l /dev/null; touch /sys/x 2>&1; touch /sys/fs/cgroup/pids/x 2>&1; echo done' \
+  </dev/null >/dev/null 2>&1
+check_eq "userns helper exit status" 0 "$?"
+check_grep "container ran" '^done$' "$D/log"
+check_grep "/dev/null works (host node bound)" '^crw-rw-rw- .* 1, +3 .*/dev/null$' "$D/log"
+check "host /sys bound read-only" awk '$5 == "/sys" && $6 ~ /^ro/ {f=1} END {exit !f}' "$D/log"
+check "submounts of /sys read-only too" awk '$5 == "/sys/fs/cgroup/pids" && $6 ~ /^ro/ {f=1} END {exit !f}' "$D/log"
+check_grep "writing below /sys/fs/cgroup refused" 'touch: /sys/fs/cgroup/pids/x: Read-only file system' "$D/log"
+check "devpts mounted" awk '$5 == "/dev/pts" && $9 == "devpts" {f=1} END {exit !f}' "$D/log"
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -290,17 +290,48 @@ append (char ***list, size_t *n, char *item, struct ia_error **err)
   return 0;
 }
 
+enum option_id
+{
+  OPT_ROOT, OPT_LOG, OPT_READY_FD, OPT_PIDFILE, OPT_STATUS, OPT_NS, OPT_HOSTNAME,
+  OPT_SYSTEMD, OPT_CGROUP, OPT_ENV, OPT_WORKDIR,
+};
+
+static const struct
+{
+  const char *name;
+  enum option_id id;
+  bool has_value;
+} options[] = {
+  { "--root", OPT_ROOT, true },       { "--log", OPT_LOG, true },
+  { "--ready-fd", OPT_READY_FD, true }, { "--pidfile", OPT_PIDFILE, true },
+  { "--status", OPT_STATUS, true },   { "--ns", OPT_NS, true },
+  { "--hostname", OPT_HOSTNAME, true }, { "--systemd", OPT_SYSTEMD, false },
+  { "--cgroup", OPT_CGROUP, true },   { "--env", OPT_ENV, true },
+  { "--workdir", OPT_WORKDIR, true },
+};
+
+static int
+set_path (const char **dst, const char *name, const char *val, struct ia_error **err)
+{
+  char *p = absolute_path (val);
+  if (p == NULL)
+    return ia_error_make (err, errno, "%s %s", name, val);
+  *dst = p;
+  return 0;
+}
+
 static int
 parse_args (int argc, char **argv, struct ia_error **err)
 {
   const char *ns = "mnt,pid,uts,ipc";
-  bool have_hostname = false;
   int i;
 
   for (i = 1; i < argc; i++)
     {
-      const char *arg = argv[i], *val = NULL, *eq;
-      char name[32];
+      const char *arg = argv[i], *val = NULL, *name;
+      size_t name_len, k;
+      long fd;
+      char *end;
 
       if (strcmp (arg, "--") == 0)
         {
@@ -316,103 +347,89 @@ parse_args (int argc, char **argv, struct ia_error **err)
         return ia_error_make (err, 0, "unexpected argument \"%s\" (the command goes after \"--\")", arg);
 
       /* --name VALUE or --name=VALUE */
-      eq = strchr (arg, '=');
-      if (eq != NULL)
-        {
-          if ((size_t) (eq - arg) >= sizeof name)
-            return ia_error_make (err, 0, "unknown option %s", arg);
-          memcpy (name, arg, (size_t) (eq - arg));
-          name[eq - arg] = '\0';
-          val = eq + 1;
-        }
-      else
-        {
-          if (strlen (arg) >= sizeof name)
-            return ia_error_make (err, 0, "unknown option %s", arg);
-          strcpy (name, arg);
-        }
-
-      if (strcmp (name, "--systemd") == 0)
+      name_len = strcspn (arg, "=");
+      for (k = 0; k < sizeof options / sizeof options[0]; k++)
+        if (strlen (options[k].name) == name_len && strncmp (options[k].name, arg, name_len) == 0)
+          break;
+      if (k == sizeof options / sizeof options[0])
+        return ia_error_make (err, 0, "unknown option %.*s", (int) name_len, arg);
+      name = options[k].name;
+      if (arg[name_len] == '=')
+        val = arg + name_len + 1;
+      if (!options[k].has_value)
         {
           if (val != NULL)
-            return ia_error_make (err, 0, "--systemd takes no value");
-          cfg.systemd = true;
-          continue;
+            return ia_error_make (err, 0, "%s takes no value", name);
         }
-
-      if (strcmp (name, "--root") != 0 && strcmp (name, "--log") != 0
-          && strcmp (name, "--ready-fd") != 0 && strcmp (name, "--pidfile") != 0
-          && strcmp (name, "--status") != 0 && strcmp (name, "--ns") != 0
-          && strcmp (name, "--hostname") != 0 && strcmp (name, "--cgroup") != 0
-          && strcmp (name, "--env") != 0 && strcmp (name, "--workdir") != 0)
-        return ia_error_make (err, 0, "unknown option %s", name);
-      if (val == NULL)
+      else if (val == NULL)
         {
           if (i + 1 >= argc || strcmp (argv[i + 1], "--") == 0)
             return ia_error_make (err, 0, "%s needs a value", name);
           val = argv[++i];
         }
+      if (val != NULL && *val == '\0')
+        return ia_error_make (err, 0, "%s needs a non-empty value", name);
 
-      if (strcmp (name, "--ready-fd") == 0)
+      switch (options[k].id)
         {
-          char *end;
-          long fd;
+        case OPT_ROOT:
+          if (set_path (&cfg.root, name, val, err) < 0)
+            return -1;
+          break;
+        case OPT_LOG:
+          if (set_path (&cfg.log, name, val, err) < 0)
+            return -1;
+          break;
+        case OPT_PIDFILE:
+          if (set_path (&cfg.pidfile, name, val, err) < 0)
+            return -1;
+          break;
+        case OPT_STATUS:
+          if (set_path (&cfg.status, name, val, err) < 0)
+            return -1;
+          break;
+        case OPT_READY_FD:
           errno = 0;
           fd = strtol (val, &end, 10);
-          if (errno != 0 || end == val || *end != '\0' || fd < 3 || fd > INT_MAX)
+          if (errno != 0 || *end != '\0' || fd < 3 || fd > INT_MAX)
             return ia_error_make (err, 0, "--ready-fd: \"%s\" is not a file descriptor number >= 3", val);
+          /* Checks that it is open; the container must not inherit it. */
           if (fcntl ((int) fd, F_SETFD, FD_CLOEXEC) < 0)
             return ia_error_make (err, errno, "--ready-fd %ld", fd);
           cfg.ready_fd = (int) fd;
-          continue;
-        }
-      if (*val == '\0')
-        return ia_error_make (err, 0, "%s needs a non-empty value", name);
-
-      if (strcmp (name, "--root") == 0)
-        cfg.root = absolute_path (val);
-      else if (strcmp (name, "--log") == 0)
-        cfg.log = absolute_path (val);
-      else if (strcmp (name, "--pidfile") == 0)
-        cfg.pidfile = absolute_path (val);
-      else if (strcmp (name, "--status") == 0)
-        cfg.status = absolute_path (val);
-      else if (strcmp (name, "--ns") == 0)
-        ns = val;
-      else if (strcmp (name, "--hostname") == 0)
-        {
+          break;
+        case OPT_NS:
+          ns = val;
+          break;
+        case OPT_HOSTNAME:
           if (strlen (val) > 64)
             return ia_error_make (err, 0, "--hostname: \"%s\" is longer than 64 characters", val);
           cfg.hostname = val;
-          have_hostname = true;
-        }
-      else if (strcmp (name, "--workdir") == 0)
-        cfg.workdir = val;
-      else if (strcmp (name, "--cgroup") == 0)
-        {
+          break;
+        case OPT_SYSTEMD:
+          cfg.systemd = true;
+          break;
+        case OPT_CGROUP:
           if (append (&cfg.cgroups, &cfg.n_cgroups, absolute_path (val), err) < 0)
             return -1;
-        }
-      else if (strcmp (name, "--env") == 0)
-        {
-          const char *e = strchr (val, '=');
-          if (e == NULL || e == val)
+          break;
+        case OPT_ENV:
+          if (val[0] == '=' || strchr (val, '=') == NULL)
             return ia_error_make (err, 0, "--env: \"%s\" is not K=V", val);
           if (append (&cfg.env, &cfg.n_env, strdup (val), err) < 0)
             return -1;
+          break;
+        case OPT_WORKDIR:
+          cfg.workdir = val;
+          break;
         }
-      if ((strcmp (name, "--root") == 0 && cfg.root == NULL)
-          || (strcmp (name, "--log") == 0 && cfg.log == NULL)
-          || (strcmp (name, "--pidfile") == 0 && cfg.pidfile == NULL)
-          || (strcmp (name, "--status") == 0 && cfg.status == NULL))
-        return ia_error_make (err, errno, "%s %s", name, val);
     }
 
   if (parse_ns (ns, err) < 0)
     return -1;
   if (cfg.systemd)
     cfg.ns_cgroup = true;
-  if (have_hostname && !(cfg.clone_flags & CLONE_NEWUTS))
+  if (cfg.hostname != NULL && !(cfg.clone_flags & CLONE_NEWUTS))
     return ia_error_make (err, 0, "--hostname needs the uts namespace (--ns ...,uts)");
   if (cfg.root == NULL)
     return ia_error_make (err, 0, "--root is required");

@@ -1,0 +1,100 @@
+// Every bad input gets a 4xx JSON {code, message} that names the problem, and changes nothing:
+// no object, no loop device, no mount.
+import assert from 'node:assert/strict';
+import { mkdirSync, symlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { TestAgent } from '../helpers/agent.js';
+import { busyboxImage } from '../helpers/fixtures.js';
+import { forceCleanup, loopsOver, mountsUnder } from '../helpers/leaks.js';
+
+describe('bad input', () => {
+  let agent: TestAgent;
+  let image: string;
+  let runDir: string;
+
+  before(async () => {
+    image = busyboxImage();
+    runDir = TestAgent.newRunDir();
+    agent = await new TestAgent(runDir).start();
+    mkdirSync(join(runDir, 'files'));
+    symlinkSync('/etc', join(runDir, 'files/out'));
+  });
+  after(async () => {
+    await agent.stop();
+    forceCleanup(runDir, dirname(image));
+  });
+
+  const sqshOn = (attach: unknown, fs_type = 'squashfs', mount_options = ['ro']) => ({ kind: 'attach', attach: { fs_type, mount_options, attach } });
+  const cases: Array<[string, string, string, unknown, number, RegExp]> = [
+    ['unknown kind', 'POST', '/attach', { kind: 'floppy' }, 400, /kind.*allowed values/],
+    ['unknown mount kind', 'POST', '/mount', { kind: 'zip' }, 400, /kind.*allowed values/],
+    ['missing required field', 'POST', '/attach', { kind: 'loopback', loopback: {} }, 400, /loopback.*path/],
+    ['missing command', 'POST', '/container', { mount: { id: 0 } }, 400, /command/],
+    ['wrong type', 'POST', '/attach', { kind: 'loopback', loopback: { path: ['x'] } }, 400, /body\.loopback\.path: must be string/],
+    ['wrong type in a query', 'GET', '/attach?id=zero', undefined, 400, /query\.id: must be integer/],
+    ['unknown field (a typo)', 'POST', '/attach', { kind: 'loopback', loopback: { pth: '/x' } }, 400, /pth|additional/],
+    ['read-only field', 'POST', '/attach', { kind: 'loopback', device_file: '/dev/sda', loopback: { path: '/x' } }, 400, /device_file.*read-only/],
+    ['".." in a loopback path', 'POST', '/attach', { kind: 'loopback', loopback: { path: '/tmp/../etc/shadow' } }, 400, /\.\./],
+    ['a file that does not exist', 'POST', '/attach', { kind: 'loopback', loopback: { path: '/nonexistent/image.sqsh' } }, 400, /no such file/],
+    ['a directory as loopback file', 'POST', '/attach', { kind: 'loopback', loopback: { path: '/etc' } }, 400, /not a regular file/],
+    ['local path not a block device', 'POST', '/attach', { kind: 'local', local: { path: '/etc/passwd' } }, 400, /not a block device/],
+    ['local path missing', 'POST', '/attach', { kind: 'local', local: { path: '/dev/nonexistent' } }, 400, /no such file/],
+    ['filesystem the kernel lacks', 'POST', '/mount', { kind: 'attach', attach: { fs_type: 'hfsplus', attach: { kind: 'local', local: { path: '/dev/null' } } } }, 501, /hfsplus/],
+    ['overlay overriding lowerdir', 'POST', '/mount', { kind: 'overlay', overlay: { lower: [{ id: 0 }], mount_options: ['lowerdir=/etc'] } }, 400, /lowerdir/],
+    ['a mount option smuggling another', 'POST', '/mount', sqshOn({ kind: 'local', local: { path: '/dev/null' } }, 'squashfs', ['ro,exec']), 400, /comma/],
+    ['reference to a missing attachment', 'POST', '/mount', sqshOn({ id: 4242 }), 404, /no attachment with id 4242/],
+    ['reference to a missing mount', 'POST', '/mount', { kind: 'overlay', overlay: { lower: [{ id: 4242 }] } }, 404, /no mount with id 4242/],
+    ['kind without its definition', 'POST', '/mount', { kind: 'overlay' }, 400, /mount\.overlay.*missing/],
+    ['neither id nor kind', 'POST', '/mount', {}, 400, /either "id"/],
+    ['malformed JSON', 'POST', '/attach', '{"kind": "loopback", ', 400, /malformed JSON/],
+    ['NFS without a kernel client', 'POST', '/mount', { kind: 'nfs', nfs: { host: '127.0.0.1', path: '/export' } }, 501, /NFS client/],
+    ['iSCSI without an initiator', 'POST', '/attach', { kind: 'iscsi', iscsi: { host: '127.0.0.1', target: 'iqn.2020-01.x:y' } }, 501, /iSCSI initiator/],
+    ['uri not implemented', 'POST', '/mount', { kind: 'uri', uri: { uri: 'http://127.0.0.1/x.tar' } }, 501, /not implemented/],
+    ['delete without id', 'DELETE', '/attach', undefined, 400, /id/],
+    ['delete of a missing object', 'DELETE', '/mount?id=999', undefined, 404, /no mount with id 999/],
+    ['unknown route', 'GET', '/imageapi/v1/nothing-here', undefined, 404, /not found|no route/],
+    ['bad container name', 'POST', '/container', { name: 'a b', command: '/bin/sh', mount: { id: 0 } }, 400, /name/],
+    ['unterminated quote in the command', 'POST', '/container', { command: '/bin/sh -c "echo', mount: { id: 0 } }, 400, /quote/],
+  ];
+
+  for (const [what, method, path, body, status, msg] of cases) {
+    it(`${what} → ${status}`, async () => {
+      const r = await agent.req(method, path, body);
+      assert.equal(r.status, status, r.text);
+      assert.equal(r.body.code, status);
+      assert.match(r.body.message, msg);
+      assert.deepEqual((await agent.get('/attach')).body, []);
+      assert.deepEqual((await agent.get('/mount')).body, []);
+      assert.deepEqual((await agent.get('/container')).body, []);
+      assert.deepEqual(mountsUnder(runDir), []);
+      assert.deepEqual(loopsOver(image, runDir), []);
+    });
+  }
+
+  it('a symlink out of a mount base → 400', async () => {
+    const base = await agent.post('/mount', { kind: 'bind', bind: { path: join(runDir, 'files') } });
+    assert.equal(base.status, 201, base.text);
+    const r = await agent.post('/attach', { kind: 'loopback', loopback: { path: 'out/passwd', base: 'mount', mount: { id: base.body.id } } });
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.body.message, /outside its base/);
+    assert.equal((await agent.get('/attach')).body.length, 0);
+    assert.equal((await agent.del(`/mount?id=${base.body.id}`)).status, 200);
+  });
+
+  it('a 10 MB body → 413, and nothing is created', async () => {
+    const big = JSON.stringify({ kind: 'loopback', loopback: { path: 'x'.repeat(10 * 1024 * 1024) } });
+    const r = await agent.post('/attach', big);
+    assert.equal(r.status, 413);
+    assert.match(r.body.message, /larger than/);
+  });
+
+  it('a wrong filesystem type fails at mount time, and the loop device it made is gone', async () => {
+    const r = await agent.post('/mount', sqshOn({ kind: 'loopback', loopback: { path: image } }, 'ext4', []));
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.body.message, /^mount: .*wrong fs type/);
+    assert.deepEqual(loopsOver(image), []);
+    assert.deepEqual(mountsUnder(runDir), []);
+    assert.deepEqual((await agent.get('/attach')).body, []);
+  });
+});

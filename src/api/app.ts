@@ -47,7 +47,7 @@ export function createApp(services: Services, opts: AppOptions): express.Express
   app.use(
     OpenApiValidator.middleware({
       apiSpec: structuredClone(opts.spec.doc) as never,
-      validateRequests: { allowUnknownQueryParameters: false, coerceTypes: false },
+      validateRequests: { allowUnknownQueryParameters: false, coerceTypes: false, allErrors: true },
       validateResponses: opts.validateResponses ? { onError: undefined } : false,
       validateSecurity: false,
       ignoreUndocumented: false,

@@ -7,7 +7,7 @@
 // outlives the agent. Who uses an instance is read from the kernel, not from agent state: the loop
 // devices whose backing file lies under its mnt/ — which survives an agent restart as it is.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { conflict, internal, notImplemented } from '../../errors.js';
 import { run } from '../../sys/exec.js';
@@ -130,22 +130,25 @@ export async function fuseAttach(r: Resolved, ctx: DriverContext): Promise<Attac
       `rbd: snapshot "${r.snapshot}": this host has no kernel RBD and rbd-fuse (Ceph 16) exposes only image heads, not snapshots`,
     );
   }
+  // Loop backing files are shown as real paths: work under the run-dir's real path.
+  await mkdir(ctx.runDir, { recursive: true });
+  const runDir = await realpath(ctx.runDir);
   const hash = instanceHash(r);
-  const dir = join(fuseRoot(ctx.runDir), hash);
+  const dir = join(fuseRoot(runDir), hash);
   const mnt = join(dir, 'mnt');
   const file = join(mnt, r.image);
   const secrets = r.key ? [r.key] : [];
   const deadline = Date.now() + r.timeoutS * 1000;
 
   return withKeyLock(hash, async () => {
-    if ((await attachedIdentities(ctx.runDir)).has(rbdIdentity(r.spec))) {
+    if ((await attachedIdentities(runDir)).has(rbdIdentity(r.spec))) {
       throw conflict(`rbd: ${imageSpec(r)} at ${r.spec.monitors.join(', ')} is already attached`);
     }
     let dev: string | undefined;
     try {
       // An instance whose rbd-fuse died leaves a dead mount: clear it before starting afresh.
       if ((await fuseMounted(mnt)) && (await fuseProcs(mnt)).length === 0) await stopInstance(dir, ctx.log);
-      await mkdir(fuseRoot(ctx.runDir), { recursive: true, mode: 0o700 });
+      await mkdir(fuseRoot(runDir), { recursive: true, mode: 0o700 });
       const files = await writeClientFiles(dir, r);
       const meta: Meta = { monitors: r.spec.monitors, pool: r.pool, ...(r.namespace ? { namespace: r.namespace } : {}) };
       await writeFile(join(dir, 'meta.json'), JSON.stringify(meta) + '\n', { mode: 0o600 });

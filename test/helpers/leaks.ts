@@ -1,6 +1,8 @@
 // What a test must not leave behind: mounts under its run-dir, loop devices over its files,
 // processes or cgroups of its agent.
-import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { groupName } from '../../src/sys/cgroups.js';
 import { execFileSync } from 'node:child_process';
 
 export function mountsUnder(dir: string): string[] {
@@ -23,13 +25,46 @@ export function loopsOver(...prefixes: string[]): string[] {
   return out;
 }
 
-export function processesWith(text: string): string[] {
+/** Processes whose command line contains `text` (or is exactly `text`, with `exact`). */
+export function processesWith(text: string, exact = false): string[] {
   const ps = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
-  return ps.split('\n').filter((l) => l.includes(text) && !l.includes('ps -eo'));
+  return ps
+    .split('\n')
+    .filter((l) => (exact ? l.trim().replace(/^\d+\s+/, '') === text : l.includes(text)) && !l.includes('ps -eo'));
 }
 
 /** Force-clean what a failed test may have left (best effort), so one failure does not cascade. */
 export function forceCleanup(runDir: string, ...filePrefixes: string[]): void {
+  // Containers first, through their cgroups (their processes do not name the run-dir).
+  for (const root of ['/sys/fs/cgroup/unified', '/sys/fs/cgroup', '/sys/fs/cgroup/pids', '/sys/fs/cgroup/freezer']) {
+    const group = join(root, groupName(runDir));
+    if (!existsSync(group)) continue;
+    for (const c of readdirSync(group)) {
+      const dir = join(group, c);
+      if (!statSync(dir).isDirectory()) continue;
+      if (existsSync(join(dir, 'cgroup.kill'))) writeFileSync(join(dir, 'cgroup.kill'), '1');
+      else for (const p of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+        try {
+          process.kill(Number(p), 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    }
+    execFileSync('sleep', ['0.2']);
+    for (const c of readdirSync(group)) {
+      try {
+        rmdirSync(join(group, c));
+      } catch {
+        /* a file, or busy */
+      }
+    }
+    try {
+      rmdirSync(group);
+    } catch {
+      /* busy */
+    }
+  }
   for (const p of processesWith(runDir)) {
     const pid = Number(p.trim().split(/\s+/)[0]);
     try {
@@ -52,4 +87,6 @@ export function forceCleanup(runDir: string, ...filePrefixes: string[]): void {
       /* gone */
     }
   }
+  // Remove the run-dir itself, but never through something still mounted in it.
+  if (mountsUnder(runDir).length === 0) rmSync(runDir, { recursive: true, force: true });
 }

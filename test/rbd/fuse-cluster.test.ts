@@ -255,6 +255,20 @@ describe('rbd through rbd-fuse on a real cluster', { concurrency: false }, () =>
     await assertClean(c.runDir);
   });
 
+  test('adopt finds a dead rbd-fuse: null, and what was left is cleared', async (t) => {
+    if (skipIfNoCeph(t)) return;
+    const c = await ctx();
+    const s = spec('bb1', { ro: true });
+    const a = await rbdDriver.attach(s, c);
+    const [pid] = await fuseProcsUnder(c.runDir);
+    assert.ok(pid);
+    process.kill(pid, 'SIGKILL');
+    for (let i = 0; i < 100 && (await fuseProcsUnder(c.runDir)).length; i++) await new Promise((r) => setTimeout(r, 50));
+    const c2 = await makeCtx(c.runDir);
+    assert.equal(await rbdDriver.adopt(s, JSON.parse(JSON.stringify(a)) as Attached, c2), null);
+    await assertClean(c.runDir);
+  });
+
   test('a namespace, and the cluster fsid checked', async (t) => {
     if (skipIfNoCeph(t)) return;
     const c = await ctx();

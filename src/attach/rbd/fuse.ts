@@ -186,10 +186,19 @@ export async function fuseDetach(attached: Attached, ctx: DriverContext): Promis
   });
 }
 
-export async function fuseAdopt(attached: Attached): Promise<Attached | null> {
+/**
+ * After a restart: the FUSE mount is still there with its rbd-fuse, and the loop device still has
+ * our file behind it. If not, what is left of this attachment is cleared and null returned.
+ */
+export async function fuseAdopt(attached: Attached, ctx: DriverContext): Promise<Attached | null> {
   const st = attached.state as FuseState;
-  if (!(await fuseMounted(st.mnt))) return null;
-  if ((await fuseProcs(st.mnt)).length === 0) return null;
-  if ((await loopBackingFile(attached.device_file)) !== st.file) return null;
-  return { device_file: attached.device_file, state: { ...st, readonly: await loopReadonly(attached.device_file) } };
+  const healthy =
+    (await fuseMounted(st.mnt)) &&
+    (await fuseProcs(st.mnt)).length > 0 &&
+    (await loopBackingFile(attached.device_file)) === st.file;
+  if (healthy) {
+    return { device_file: attached.device_file, state: { ...st, readonly: await loopReadonly(attached.device_file) } };
+  }
+  await fuseDetach(attached, ctx).catch((err: unknown) => ctx.log.warn({ err, dir: st.dir }, 'rbd: clearing a vanished attachment failed'));
+  return null;
 }

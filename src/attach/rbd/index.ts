@@ -44,14 +44,14 @@ export const rbdDriver: AttachDriver<RbdSpec> = {
     }
   },
 
-  async adopt(spec, attached) {
+  async adopt(spec, attached, ctx) {
     switch (modeOf(attached)) {
       case 'krbd':
         return krbdAdopt(resolveSpec(spec), attached);
       case 'nbd':
         return nbdAdopt(resolveSpec(spec), attached);
       case 'fuse':
-        return fuseAdopt(attached);
+        return fuseAdopt(attached, ctx);
       default:
         return null;
     }

@@ -3,9 +3,11 @@ import type { AttachDriver } from './driver.js';
 import { iscsiDriver } from './iscsi.js';
 import { localDriver } from './local.js';
 import { loopbackDriver } from './loopback.js';
+import { rbdDriver } from './rbd/index.js';
 
 export const attachDrivers: Record<string, AttachDriver<any>> = {
   loopback: loopbackDriver,
   local: localDriver,
   iscsi: iscsiDriver,
+  rbd: rbdDriver,
 };

@@ -33,7 +33,7 @@ const runDirs: string[] = [];
 
 function skipIfNoCeph(t: TestContext): boolean {
   if (!skipReason) return false;
-  t.skip(`SKIPPED (no Ceph): ${skipReason}`);
+  t.skip(`SKIPPED, no Ceph cluster possible here: ${skipReason}`);
   return true;
 }
 

@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 want=(squashfs-tools util-linux mount e2fsprogs)
 if [ "${1:-}" = "--tests" ]; then
-  want+=(busybox-static iproute2 procps psmisc)
+  # busybox: the test image; debootstrap: the systemd image; Ceph: a real cluster for the RBD tests;
+  # openssl: certificates for the https tests.
+  want+=(busybox-static iproute2 procps psmisc debootstrap openssl ceph-mon ceph-osd ceph-common rbd-fuse)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -1,50 +1,11 @@
-// RBD attachment spec (mirrors `attach_rbd` / `rbd_options` in swagger.yaml) and driver-private state.
+// RBD attachment spec (from swagger.yaml's `attach_rbd` / `rbd_options`) and driver-private state.
+import type { AttachRbd } from '../../api/types.js';
 
-/** Upstream's krbd option set. Booleans count only when `true`. */
-export interface RbdOptions {
-  fsid?: string;
-  ip?: string;
-  share?: boolean;
-  noshare?: boolean;
-  crc?: boolean;
-  nocrc?: boolean;
-  ceph_requires_signatures?: boolean;
-  noceph_requires_signatures?: boolean;
-  tcp_nodelay?: boolean;
-  notcp_nodelay?: boolean;
-  cephx_sign_messages?: boolean;
-  nocephx_sign_messages?: boolean;
-  /** Seconds; bounds connecting, probing and mapping (default 10). */
-  mount_timeout?: number;
-  osdkeepalive?: number;
-  osd_idle_ttl?: number;
-  force?: boolean;
-  rw?: boolean;
-  ro?: boolean;
-  queue_depth?: number;
-  lock_on_read?: boolean;
-  exclusive?: boolean;
-  lock_timeout?: number;
-  notrim?: boolean;
-  abort_on_full?: boolean;
-  alloc_size?: number;
-  /** cephx user without the `client.` prefix (default `admin`). */
-  name?: string;
-  /** cephx key (base64). Never shown, logged or put on a command line. */
-  secret?: string;
-  namespace?: string;
-}
+type AttachRbdOptions = NonNullable<AttachRbd['options']>;
 
-export interface RbdSpec {
-  monitors: string[];
-  pool: string;
-  image: string;
-  snapshot?: string;
-  namespace?: string;
-  options?: RbdOptions;
-  /** Read-only in the API; shown for kernel mappings. */
-  device_id?: number;
-}
+// The spec's types come from swagger.yaml (generated), not written twice.
+export type RbdOptions = AttachRbdOptions;
+export type RbdSpec = AttachRbd;
 
 export type RbdMode = 'krbd' | 'nbd' | 'fuse';
 export type RbdModeSetting = RbdMode | 'auto';

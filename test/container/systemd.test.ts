@@ -5,7 +5,7 @@
 // /var/cache/imageapi-test/; the first build needs the Debian mirror apt uses, ~1 min).
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, rmdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -50,6 +50,7 @@ function cgroupTree(runDir: string): string[] {
 describe('systemd as a container PID 1', () => {
   let agent: TestAgent | undefined;
   let runDir = '';
+  /** The image: a hard link to the cached one, named by this test process. */
   let image = '';
   /** Why the test cannot run here at all (no Debian mirror to build the image from). */
   let skipReason = '';
@@ -94,6 +95,7 @@ describe('systemd as a container PID 1', () => {
         }
       }
     }
+    if (image) rmSync(image, { force: true }); // the link only: the cache keeps the image
   });
 
   it('boots to running/degraded, halts on SIGRTMIN+3 within the stop timeout, leaves nothing behind', async (t) => {

@@ -6,12 +6,13 @@
 // Environment: BENCH_N (runs, default 50), BENCH_WARMUP (default 5), BENCH_CRUN_CGROUP (v2 | v1,
 // see crun-side.sh), BENCH_JSON=FILE (also write the raw samples there).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { writeAtomic } from '../src/store/persist.js';
 import { launchDetached } from '../src/sys/detached.js';
 import { cgroupLayout, createCgroups, groupName, killCgroups, removeCgroups } from '../src/sys/cgroups.js';
 import { forceCleanup, loopsOver, mountsUnder } from '../test/helpers/leaks.js';
@@ -190,10 +191,14 @@ async function main(): Promise<void> {
 
   const samples: Record<string, number[]> = {
     ours: [], // POST /container state=running: until the 201 (sent after the helper reported the exec)
+    oursSleep: [], // the same with /bin/sleep 1000 (killed when deleted)
     oursCreated: [], // POST /container state=created: everything but the start
     httpFloor: [], // GET /mount?id=M: HTTP + express + request validation
     cgroup: [], // createCgroups() as the agent calls it
     helperNode: [], // launchDetached(helper) from node until "ok PID" on the ready fd
+    helperNoCgroup: [], // the same without joining a cgroup
+    helperBare: [], // … and without the pidfile and status file
+    stateSave: [], // writeAtomic() of the agent's state file
     helperBash: [], // the helper from bash until it exits (/bin/true ran): like `crun run`
     crunRun: [], // `crun run`: create, exec, wait, delete
     crunDetach: [], // `crun run --detach`: until the process is started
@@ -215,6 +220,7 @@ async function main(): Promise<void> {
     );
     mountId = mount.id;
     const root: string = mount.mountpoint;
+    const stateText = readFileSync(join(runDir, 'state.json'), 'utf8');
 
     const steps: Array<[string, (i: number) => Promise<number>]> = [
       [
@@ -224,6 +230,19 @@ async function main(): Promise<void> {
           const r = await agent.req('POST', '/container', { command: '/bin/true', state: 'running', mount: { id: mountId }, stop_timeout: 1 });
           const t = now() - t0;
           if (r.status !== 201) throw new Error(`POST /container → ${r.status}: ${r.text}\n${agent.output.slice(-3000)}`);
+          await agent.must('DELETE', `/container?id=${r.body.id}&force=true`, undefined, 200);
+          return t;
+        },
+      ],
+      [
+        'oursSleep',
+        async () => {
+          // The same with a command that keeps running: nothing of the container's end (status
+          // file, cgroup removal, another state save) overlaps with the request.
+          const t0 = now();
+          const r = await agent.req('POST', '/container', { command: '/bin/sleep 1000', state: 'running', mount: { id: mountId }, stop_timeout: 0 });
+          const t = now() - t0;
+          if (r.status !== 201) throw new Error(`POST /container → ${r.status}: ${r.text}`);
           await agent.must('DELETE', `/container?id=${r.body.id}&force=true`, undefined, 200);
           return t;
         },
@@ -249,7 +268,19 @@ async function main(): Promise<void> {
           return t;
         },
       ],
-      ['helperNode', (i) => helperFromNode(helperRunDir, root, i, samples.cgroup!)],
+      ['helperNode', (i) => helperFromNode(helperRunDir, root, String(i), { cgroup: true, files: true }, i >= WARMUP ? samples.cgroup : undefined)],
+      ['helperNoCgroup', (i) => helperFromNode(helperRunDir, root, `${i}-nocg`, { cgroup: false, files: true })],
+      ['helperBare', (i) => helperFromNode(helperRunDir, root, `${i}-bare`, { cgroup: false, files: false })],
+      [
+        'stateSave',
+        async () => {
+          // The agent's state file write (temp file, fsync, rename, fsync of the directory), at
+          // the size of the agent's state.json.
+          const t0 = now();
+          await writeAtomic(join(helperRunDir, 'state.json'), stateText);
+          return now() - t0;
+        },
+      ],
       ['helperBash', (i) => crun.run('helper', i)],
       ['crunRun', (i) => crun.run('crun-run', i)],
       ['crunDetach', (i) => crun.run('crun-detach', i)],
@@ -262,7 +293,6 @@ async function main(): Promise<void> {
         const [name, fn] = steps[(i + k) % steps.length]!;
         const t = await fn(i);
         if (i >= WARMUP) samples[name]!.push(t);
-        else if (name === 'helperNode') samples.cgroup!.pop(); // warm-up sample
       }
       if ((i + 1) % 10 === 0 || i + 1 === total) process.stderr.write(`container-start: ${i + 1}/${total} rounds\n`);
     }
@@ -294,21 +324,33 @@ async function main(): Promise<void> {
   report(samples);
 }
 
-/** The helper as the agent starts it, from this node process; returns spawn → "ok PID". */
-async function helperFromNode(runDir: string, root: string, i: number, cgroupTimes: number[]): Promise<number> {
-  const dir = join(runDir, String(i));
+/**
+ * The helper as the agent starts it (launchDetached, same arguments), from this node process;
+ * returns spawn → "ok PID". Without `cgroup` it joins no cgroup, without `files` it writes no
+ * pidfile or status file (each of those is fsync'd): the differences price those two steps.
+ */
+async function helperFromNode(
+  runDir: string,
+  root: string,
+  id: string,
+  opts: { cgroup: boolean; files: boolean },
+  cgroupTimes?: number[],
+): Promise<number> {
+  const dir = join(runDir, id);
   mkdirSync(dir, { recursive: true });
-  const c0 = now();
-  const cgroups = await createCgroups(runDir, i);
-  cgroupTimes.push(now() - c0);
+  let cgroups: string[] = [];
+  if (opts.cgroup) {
+    const c0 = now();
+    cgroups = await createCgroups(runDir, Number(id.replace(/\D/g, '')));
+    cgroupTimes?.push(now() - c0);
+  }
   const args = [
     '--root', root,
-    '--log', join(runDir, 'logs', `${i}.log`),
+    '--log', join(runDir, 'logs', `${id}.log`),
     '--ready-fd', '3',
-    '--pidfile', join(dir, 'pid'),
-    '--status', join(dir, 'status'),
+    ...(opts.files ? ['--pidfile', join(dir, 'pid'), '--status', join(dir, 'status')] : []),
     '--ns', 'mnt,pid,uts,ipc',
-    '--hostname', `container-${i}`,
+    '--hostname', `container-${id}`,
     ...cgroups.flatMap((c) => ['--cgroup', c]),
     '--', '/bin/true',
   ];
@@ -317,8 +359,12 @@ async function helperFromNode(runDir: string, root: string, i: number, cgroupTim
   const line = await launched.ready;
   const t = now() - t0;
   await launched.exited;
-  await killCgroups(cgroups);
-  await removeCgroups(cgroups);
+  if (cgroups.length) {
+    await killCgroups(cgroups);
+    await removeCgroups(cgroups);
+  }
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(join(runDir, 'logs', `${id}.log`), { force: true });
   if (!line.startsWith('ok ')) throw new Error(`helper: ${line}`);
   return t;
 }
@@ -326,10 +372,14 @@ async function helperFromNode(runDir: string, root: string, i: number, cgroupTim
 function report(s: Record<string, number[]>): void {
   const rows: Array<[string, string, number[]]> = [
     ['imageapi: POST /container (running) → 201', 'ours', s.ours!],
+    ['  the same, command /bin/sleep (keeps running)', 'sleep', s.oursSleep!],
     ['  POST /container (created, no start)', 'created', s.oursCreated!],
     ['  GET /mount?id (HTTP floor)', 'http', s.httpFloor!],
     ['  cgroup mkdir (createCgroups)', 'cgroup', s.cgroup!],
     ['  helper spawned from node → "ok PID"', 'helper-node', s.helperNode!],
+    ['    … without joining the cgroup', 'helper-nocg', s.helperNoCgroup!],
+    ['    … nor writing pidfile/status', 'helper-bare', s.helperBare!],
+    ['  state file save (writeAtomic)', 'state-save', s.stateSave!],
     ['  helper from bash, whole run', 'helper-bash', s.helperBash!],
     ['crun run (whole run)', 'crun', s.crunRun!],
     ['crun run --detach (until started)', 'crun-detach', s.crunDetach!],
@@ -349,8 +399,12 @@ function report(s: Record<string, number[]>): void {
   lines.push(`  request + record + state save (created) ${f2(created)} ms, of which the HTTP floor ${f2(median(s.httpFloor!))} ms`);
   lines.push(`  start = running - created               ${f2(ours - created)} ms`);
   lines.push(`    cgroup creation                       ${f2(cg)} ms`);
-  lines.push(`    helper spawn → exec reported          ${f2(helperNode)} ms (from bash, whole run: ${f2(median(s.helperBash!))} ms)`);
+  lines.push(`    helper spawn → exec reported          ${f2(helperNode)} ms (from bash, whole run: ${f2(median(s.helperBash!))} ms), of which`);
+  lines.push(`      joining the cgroup (cgroup.procs)   ${f2(helperNode - median(s.helperNoCgroup!))} ms`);
+  lines.push(`      pidfile (fsync'd) before "ok"       ${f2(median(s.helperNoCgroup!) - median(s.helperBare!))} ms`);
+  lines.push(`      node spawn + helper + clone + exec  ${f2(median(s.helperBare!))} ms`);
   lines.push(`    rest of start (checks, log lines, …)  ${f2(ours - created - cg - helperNode)} ms`);
+  lines.push(`  (one state file save: ${f2(median(s.stateSave!))} ms, in both the created and the running path)`);
   lines.push('');
   lines.push(`ratio vs crun run --detach: ${f2(ours)}/${f2(crunDetach)} = ${(ours / crunDetach).toFixed(2)}`);
   lines.push(`container-start: imageapi median ${f2(ours)} ms, crun median ${f2(crunRun)} ms, ratio X/Y = ${(ours / crunRun).toFixed(2)} (goal <= 0.5)`);

@@ -27,6 +27,10 @@ const CGMODE = process.env.BENCH_CRUN_CGROUP === 'v1' ? 'v1' : 'v2';
 
 const now = () => performance.now();
 
+// ^C or SIGTERM: stop after the current step and clean up (the agent would leave its mounts).
+let interrupted: string | null = null;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => (interrupted = sig));
+
 // ------------------------------------------------------------------ the agent
 
 class Agent {
@@ -43,6 +47,7 @@ class Agent {
     this.proc = spawn(process.execPath, [MAIN, '--scheme', 'http', '--port', '0', '--run-dir', this.runDir, '--log-level', 'info'], {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // not hit by a ^C meant for us: we stop it after deleting what it made
     });
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`agent did not start:\n${this.output}`)), 20_000);
@@ -127,6 +132,7 @@ class CrunSide {
   async start(): Promise<void> {
     this.proc = spawn('unshare', ['-m', '--propagation', 'private', 'bash', CRUN_SIDE, this.work, this.image, HELPER, CGMODE], {
       stdio: ['pipe', 'pipe', 'inherit'],
+      detached: true, // likewise: it quits (and unmounts) when told or when its stdin closes
     });
     this.lines = createInterface({ input: this.proc.stdout! })[Symbol.asyncIterator]();
     const first = await this.next();
@@ -291,6 +297,7 @@ async function main(): Promise<void> {
       // Interleaved, in a rotating order, so that drift of the machine hits every column alike.
       for (let k = 0; k < steps.length; k++) {
         const [name, fn] = steps[(i + k) % steps.length]!;
+        if (interrupted) throw new Error(`interrupted (${interrupted}): cleaning up`);
         const t = await fn(i);
         if (i >= WARMUP) samples[name]!.push(t);
       }

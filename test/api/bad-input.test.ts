@@ -2,27 +2,17 @@
 // no object, no loop device, no mount.
 import assert from 'node:assert/strict';
 import { mkdirSync, symlinkSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { TestAgent } from '../helpers/agent.js';
-import { busyboxImage } from '../helpers/fixtures.js';
-import { forceCleanup, loopsOver, mountsUnder } from '../helpers/leaks.js';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { loopsOver, mountsUnder } from '../helpers/leaks.js';
+import { agentSuite } from '../helpers/suite.js';
 
 describe('bad input', () => {
-  let agent: TestAgent;
-  let image: string;
-  let runDir: string;
+  const ctx = agentSuite();
 
-  before(async () => {
-    image = busyboxImage();
-    runDir = TestAgent.newRunDir();
-    agent = await new TestAgent(runDir).start();
-    mkdirSync(join(runDir, 'files'));
-    symlinkSync('/etc', join(runDir, 'files/out'));
-  });
-  after(async () => {
-    await agent.stop();
-    forceCleanup(runDir, dirname(image));
+  before(() => {
+    mkdirSync(join(ctx.runDir, 'files'));
+    symlinkSync('/etc', join(ctx.runDir, 'files/out'));
   });
 
   const sqshOn = (attach: unknown, fs_type = 'squashfs', mount_options = ['ro']) => ({ kind: 'attach', attach: { fs_type, mount_options, attach } });
@@ -60,41 +50,41 @@ describe('bad input', () => {
 
   for (const [what, method, path, body, status, msg] of cases) {
     it(`${what} → ${status}`, async () => {
-      const r = await agent.req(method, path, body);
+      const r = await ctx.agent.req(method, path, body);
       assert.equal(r.status, status, r.text);
       assert.equal(r.body.code, status);
       assert.match(r.body.message, msg);
-      assert.deepEqual((await agent.get('/attach')).body, []);
-      assert.deepEqual((await agent.get('/mount')).body, []);
-      assert.deepEqual((await agent.get('/container')).body, []);
-      assert.deepEqual(mountsUnder(runDir), []);
-      assert.deepEqual(loopsOver(image, runDir), []);
+      assert.deepEqual((await ctx.agent.get('/attach')).body, []);
+      assert.deepEqual((await ctx.agent.get('/mount')).body, []);
+      assert.deepEqual((await ctx.agent.get('/container')).body, []);
+      assert.deepEqual(mountsUnder(ctx.runDir), []);
+      assert.deepEqual(loopsOver(ctx.image, ctx.runDir), []);
     });
   }
 
   it('a symlink out of a mount base → 400', async () => {
-    const base = await agent.post('/mount', { kind: 'bind', bind: { path: join(runDir, 'files') } });
+    const base = await ctx.agent.post('/mount', { kind: 'bind', bind: { path: join(ctx.runDir, 'files') } });
     assert.equal(base.status, 201, base.text);
-    const r = await agent.post('/attach', { kind: 'loopback', loopback: { path: 'out/passwd', base: 'mount', mount: { id: base.body.id } } });
+    const r = await ctx.agent.post('/attach', { kind: 'loopback', loopback: { path: 'out/passwd', base: 'mount', mount: { id: base.body.id } } });
     assert.equal(r.status, 400, r.text);
     assert.match(r.body.message, /outside its base/);
-    assert.equal((await agent.get('/attach')).body.length, 0);
-    assert.equal((await agent.del(`/mount?id=${base.body.id}`)).status, 200);
+    assert.equal((await ctx.agent.get('/attach')).body.length, 0);
+    assert.equal((await ctx.agent.del(`/mount?id=${base.body.id}`)).status, 200);
   });
 
   it('a 10 MB body → 413, and nothing is created', async () => {
     const big = JSON.stringify({ kind: 'loopback', loopback: { path: 'x'.repeat(10 * 1024 * 1024) } });
-    const r = await agent.post('/attach', big);
+    const r = await ctx.agent.post('/attach', big);
     assert.equal(r.status, 413);
     assert.match(r.body.message, /larger than/);
   });
 
   it('a wrong filesystem type fails at mount time, and the loop device it made is gone', async () => {
-    const r = await agent.post('/mount', sqshOn({ kind: 'loopback', loopback: { path: image } }, 'ext4', []));
+    const r = await ctx.agent.post('/mount', sqshOn({ kind: 'loopback', loopback: { path: ctx.image } }, 'ext4', []));
     assert.equal(r.status, 400, r.text);
     assert.match(r.body.message, /^mount: .*wrong fs type/);
-    assert.deepEqual(loopsOver(image), []);
-    assert.deepEqual(mountsUnder(runDir), []);
-    assert.deepEqual((await agent.get('/attach')).body, []);
+    assert.deepEqual(loopsOver(ctx.image), []);
+    assert.deepEqual(mountsUnder(ctx.runDir), []);
+    assert.deepEqual((await ctx.agent.get('/attach')).body, []);
   });
 });

@@ -3,12 +3,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { groupName } from '../../src/sys/cgroups.js';
 import { TestAgent } from '../helpers/agent.js';
-import { busyboxImage } from '../helpers/fixtures.js';
-import { forceCleanup, loopsOver, mountsUnder, processesWith } from '../helpers/leaks.js';
+import { loopsOver, mountsUnder, processesWith } from '../helpers/leaks.js';
+import { agentSuite, imageStack } from '../helpers/suite.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const nsenter = (pid: number, ...cmd: string[]) => execFileSync('nsenter', ['-t', String(pid), '-a', ...cmd], { encoding: 'utf8', timeout: 10_000 });
@@ -22,70 +21,58 @@ function cgroupsOf(runDir: string): string[] {
 }
 
 describe('containers', () => {
-  let agent: TestAgent;
-  let image: string;
-  let runDir: string;
-  const stack = () => ({
-    kind: 'overlay',
-    overlay: { lower: [{ kind: 'attach', attach: { fs_type: 'squashfs', mount_options: ['ro'], attach: { kind: 'loopback', loopback: { path: image } } } }] },
-  });
+  const ctx = agentSuite();
+  const stack = () => imageStack(ctx.image);
   const run = async (extra: Record<string, unknown>) => {
-    const r = await agent.post('/container', { state: 'running', stop_timeout: 2, mount: stack(), ...extra });
+    const r = await ctx.agent.post('/container', { state: 'running', stop_timeout: 2, mount: stack(), ...extra });
     assert.equal(r.status, 201, r.text);
     return r.body;
   };
   const waitState = async (id: number, want: string[], ms = 15_000) => {
     const end = Date.now() + ms;
     for (;;) {
-      const c = (await agent.get(`/container?id=${id}`)).body[0];
+      const c = (await ctx.agent.get(`/container?id=${id}`)).body[0];
       if (want.includes(c.state)) return c;
       if (Date.now() > end) assert.fail(`container ${id} is ${c.state}, wanted ${want.join('|')}`);
       await sleep(100);
     }
   };
   const gone = async (id: number) => {
-    const d = await agent.del(`/container?id=${id}&force=true`);
+    const d = await ctx.agent.del(`/container?id=${id}&force=true`);
     assert.equal(d.status, 200, d.text);
   };
 
-  before(async () => {
-    image = busyboxImage();
-    runDir = TestAgent.newRunDir();
-    agent = await new TestAgent(runDir).start();
-  });
-  after(async () => {
-    await agent.stop();
-    forceCleanup(runDir, dirname(image));
-    assert.deepEqual(mountsUnder(runDir), []);
-    assert.deepEqual(loopsOver(image), []);
+  after(() => {
+    assert.deepEqual(mountsUnder(ctx.runDir), []);
+    assert.deepEqual(loopsOver(ctx.image), []);
   });
 
   it('walkthrough A steps 4-7 on typed routes: created, running, nsenter, ordered teardown, log lines', async () => {
-    const m = await agent.post('/mount', { kind: 'attach', attach: { fs_type: 'squashfs', mount_options: ['ro'], attach: { kind: 'loopback', loopback: { path: image } } } });
+    const m = await ctx.agent.post('/mount', { kind: 'attach', attach: { fs_type: 'squashfs', mount_options: ['ro'], attach: { kind: 'loopback', loopback: { path: ctx.image } } } });
     assert.equal(m.status, 201, m.text);
-    const o = await agent.post('/mount/overlay', { lower: [m.body.id] });
+    const o = await ctx.agent.post('/mount/overlay', { lower: [m.body.id] });
     assert.equal(o.status, 201, o.text);
-    const c = await agent.post('/container', { mount: { id: o.body.id, kind: 'overlay' }, command: '/bin/sh -c "echo started; exec sleep 1000"', state: 'created', systemd: true, stop_timeout: 1 });
+    const c = await ctx.agent.post('/container', { mount: { id: o.body.id, kind: 'overlay' }, command: '/bin/sh -c "echo started; exec sleep 1000"', state: 'created', systemd: true, stop_timeout: 1 });
     assert.equal(c.status, 201, c.text);
     for (const f of ['command', 'logfile', 'mount', 'namespaces', 'systemd']) assert.ok(f in c.body, f);
     assert.equal(c.body.state, 'created');
-    assert.match(c.body.logfile, new RegExp(`^${runDir}/logs/${c.body.id}-\\d+\\.log$`));
+    assert.match(c.body.logfile, new RegExp(`^${ctx.runDir}/logs/${c.body.id}-\\d+\\.log$`));
     assert.match(readFileSync(c.body.logfile, 'utf8'), /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d container\(\d+\): container created\n$/);
 
-    const r = await agent.get(`/container/${c.body.id}/running`);
+    const r = await ctx.agent.get(`/container/${c.body.id}/running`);
     assert.equal(r.status, 200, r.text);
     assert.equal(r.body.state, 'running');
     assert.ok(r.body.pid > 1);
     // nsenter with the pid from the API: the command is PID 1 of its own PID namespace.
     const ps = nsenter(r.body.pid, 'ps', '-o', 'pid,args');
     assert.match(ps, /^\s*1\s+sleep 1000$/m);
-    assert.equal((await agent.get('/container')).body[0].state, 'running');
+    assert.equal((await ctx.agent.get('/container')).body[0].state, 'running');
 
-    assert.equal((await agent.del(`/container/${c.body.id}`)).status, 204, 'the typed route stops a running container first');
-    assert.equal((await agent.del(`/mount/overlay/${o.body.id}`)).status, 204);
-    assert.equal((await agent.del(`/mount?id=${m.body.id}`)).status, 200);
-    assert.deepEqual(mountsUnder(runDir), []);
-    assert.deepEqual(loopsOver(image), []);
+    assert.equal((await ctx.agent.del(`/container/${c.body.id}`)).status, 204, 'the typed route stops a running container first');
+    assert.equal((await ctx.agent.del(`/mount/overlay/${o.body.id}`)).status, 204);
+    assert.equal((await ctx.agent.del(`/mount?id=${m.body.id}`)).status, 200);
+    assert.deepEqual(mountsUnder(ctx.runDir), []);
+    assert.deepEqual(loopsOver(ctx.image), []);
     const lines = readFileSync(c.body.logfile, 'utf8').split('\n').filter(Boolean).map((l) => l.replace(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d /, ''));
     const want = [
       'container(0): container created', 'container(0): starting container', 'container(0): validating image', 'container(0): validating init',
@@ -107,13 +94,13 @@ describe('containers', () => {
 
   it('by name: typed byname routes', async () => {
     const c = await run({ name: 'test-container', command: 'sleep 1000' });
-    assert.equal((await agent.get('/container/byname/test-container')).body.id, c.id);
-    const s = await agent.get('/container/byname/test-container/exited');
+    assert.equal((await ctx.agent.get('/container/byname/test-container')).body.id, c.id);
+    const s = await ctx.agent.get('/container/byname/test-container/exited');
     assert.equal(s.status, 200);
     assert.ok(['stopping', 'exited'].includes(s.body.state));
     await waitState(c.id, ['exited']);
-    assert.equal((await agent.del('/container/byname/test-container')).status, 204);
-    assert.equal((await agent.get('/container/byname/test-container')).status, 404);
+    assert.equal((await ctx.agent.del('/container/byname/test-container')).status, 204);
+    assert.equal((await ctx.agent.get('/container/byname/test-container')).status, 404);
   });
 
   it('uts gives its own hostname; net gives only lo, up', async () => {
@@ -130,7 +117,7 @@ describe('containers', () => {
     const c = await run({ command: `/bin/sh -c "(trap '' TERM; exec sleep 1001) & exec sleep 1002"`, stop_timeout: 1 });
     await sleep(200);
     assert.equal(processesWith('sleep 1001', true).length, 1);
-    const p = await agent.patch(`/container?id=${c.id}&state=exited`);
+    const p = await ctx.agent.patch(`/container?id=${c.id}&state=exited`);
     assert.equal(p.status, 200);
     assert.ok(['stopping', 'exited'].includes(p.body.state));
     const done = await waitState(c.id, ['exited', 'dead']);
@@ -156,14 +143,14 @@ describe('containers', () => {
 
   it('pause freezes every process, running thaws them', async () => {
     const c = await run({ command: '/bin/sh -c "i=0; while true; do i=$((i+1)); echo $i > /tmp/tick; sleep 0.05; done"' });
-    const p = await agent.patch(`/container?id=${c.id}&state=paused`);
+    const p = await ctx.agent.patch(`/container?id=${c.id}&state=paused`);
     assert.equal(p.status, 200, p.text);
     assert.equal(p.body.state, 'paused');
     await sleep(150);
     const tick = nsenter(c.pid, 'cat', '/tmp/tick').trim();
     await sleep(300);
     assert.equal(nsenter(c.pid, 'cat', '/tmp/tick').trim(), tick, 'nothing runs while paused');
-    const r = await agent.patch(`/container?id=${c.id}&state=running`);
+    const r = await ctx.agent.patch(`/container?id=${c.id}&state=running`);
     assert.equal(r.body.state, 'running');
     await sleep(300);
     assert.notEqual(nsenter(c.pid, 'cat', '/tmp/tick').trim(), tick, 'it runs again');
@@ -173,25 +160,25 @@ describe('containers', () => {
   it('the log is readable over the API, whole or its tail', async () => {
     const c = await run({ command: '/bin/sh -c "echo line-one; echo line-two; exec sleep 1000"' });
     await sleep(200);
-    const all = await agent.get(`/container/log?id=${c.id}`);
+    const all = await ctx.agent.get(`/container/log?id=${c.id}`);
     assert.equal(all.status, 200);
     assert.match(all.text, /container created[\s\S]*init: executing init[\s\S]*line-one\nline-two/);
-    const tail = await agent.get(`/container/log?id=${c.id}&tail=2`);
+    const tail = await ctx.agent.get(`/container/log?id=${c.id}&tail=2`);
     assert.equal(tail.text, 'line-one\nline-two\n');
     await gone(c.id);
   });
 
   it('kill -9 of the agent: the container keeps running, a new agent finds it and stops it', async () => {
     const c = await run({ name: 'survivor', command: 'sleep 1000', stop_timeout: 1 });
-    await agent.kill9();
+    await ctx.agent.kill9();
     await sleep(200);
     assert.ok(existsSync(`/proc/${c.pid}`), 'still running without the agent');
-    agent = await new TestAgent(runDir).start();
-    const found = (await agent.get('/container?name=survivor')).body[0];
+    ctx.agent = await new TestAgent(ctx.runDir).start();
+    const found = (await ctx.agent.get('/container?name=survivor')).body[0];
     assert.equal(found.id, c.id);
     assert.equal(found.pid, c.pid);
     assert.equal(found.state, 'running');
-    assert.equal((await agent.patch('/container?name=survivor&state=exited')).status, 200);
+    assert.equal((await ctx.agent.patch('/container?name=survivor&state=exited')).status, 200);
     const done = await waitState(c.id, ['exited', 'dead']);
     assert.equal(done.state, 'exited');
     assert.ok(!existsSync(`/proc/${c.pid}`));
@@ -200,9 +187,9 @@ describe('containers', () => {
 
   it('an exit while the agent is down is known after the restart', async () => {
     const c = await run({ command: '/bin/sh -c "sleep 0.5; exit 7"' });
-    await agent.kill9();
+    await ctx.agent.kill9();
     await sleep(1200);
-    agent = await new TestAgent(runDir).start();
+    ctx.agent = await new TestAgent(ctx.runDir).start();
     const found = await waitState(c.id, ['dead', 'exited'], 5000);
     assert.equal(found.state, 'dead');
     assert.equal(found.exit_code, 7);
@@ -219,49 +206,49 @@ describe('containers', () => {
       [{ command: '/bin/sh', state: 'paused' }, 400, /created.*running/],
     ];
     for (const [spec, status, msg] of cases) {
-      const r = await agent.post('/container', { mount: stack(), ...spec });
+      const r = await ctx.agent.post('/container', { mount: stack(), ...spec });
       assert.equal(r.status, status, `${JSON.stringify(spec)}: ${r.text}`);
       assert.match(r.body.message, msg);
-      assert.deepEqual((await agent.get('/container')).body, []);
-      assert.deepEqual((await agent.get('/mount')).body, []);
-      assert.deepEqual(mountsUnder(runDir), []);
-      assert.deepEqual(loopsOver(image), []);
+      assert.deepEqual((await ctx.agent.get('/container')).body, []);
+      assert.deepEqual((await ctx.agent.get('/mount')).body, []);
+      assert.deepEqual(mountsUnder(ctx.runDir), []);
+      assert.deepEqual(loopsOver(ctx.image), []);
     }
     const first = await run({ name: 'dup', command: 'sleep 1000' });
-    const dup = await agent.post('/container', { name: 'dup', command: 'sleep 1', mount: stack() });
+    const dup = await ctx.agent.post('/container', { name: 'dup', command: 'sleep 1', mount: stack() });
     assert.equal(dup.status, 409);
     assert.match(dup.body.message, /already exists/);
-    assert.equal((await agent.get('/mount')).body.length, 2, 'only the first container\'s stack');
-    const refused = await agent.del(`/container?id=${first.id}`);
+    assert.equal((await ctx.agent.get('/mount')).body.length, 2, 'only the first container\'s stack');
+    const refused = await ctx.agent.del(`/container?id=${first.id}`);
     assert.equal(refused.status, 409, 'a running container is not deleted without force');
     await gone(first.id);
   });
 
   it('walkthrough B: the orchestrator sequence under 1 s polling', async () => {
-    const c = await agent.post('/imageapi/v1/container', { name: 'image.sqsh', command: 'sleep 1000', state: 'running', stop_timeout: 1, mount: stack() });
+    const c = await ctx.agent.post('/imageapi/v1/container', { name: 'image.sqsh', command: 'sleep 1000', state: 'running', stop_timeout: 1, mount: stack() });
     assert.equal(c.status, 201, c.text);
-    const list = await agent.get('/imageapi/v1/container');
+    const list = await ctx.agent.get('/imageapi/v1/container');
     assert.equal(list.body.find((x: { name: string }) => x.name === 'image.sqsh').state, 'running');
-    assert.deepEqual((await agent.get('/imageapi/v1/container?state=running')).body.map((x: { id: number }) => x.id), [c.body.id]);
-    const p = await agent.patch('/imageapi/v1/container?name=image.sqsh&state=exited');
+    assert.deepEqual((await ctx.agent.get('/imageapi/v1/container?state=running')).body.map((x: { id: number }) => x.id), [c.body.id]);
+    const p = await ctx.agent.patch('/imageapi/v1/container?name=image.sqsh&state=exited');
     assert.ok(['stopping', 'exited'].includes(p.body.state));
     const seen: string[] = [];
     for (let i = 0; i < 10; i++) {
-      const s = (await agent.get('/imageapi/v1/container')).body.find((x: { name: string }) => x.name === 'image.sqsh').state;
+      const s = (await ctx.agent.get('/imageapi/v1/container')).body.find((x: { name: string }) => x.name === 'image.sqsh').state;
       seen.push(s);
       if (s === 'exited') break;
       await sleep(1000);
     }
     assert.equal(seen[seen.length - 1], 'exited', seen.join(','));
     assert.ok(!seen.includes('dead'));
-    const d = await agent.del('/imageapi/v1/container?name=image.sqsh');
+    const d = await ctx.agent.del('/imageapi/v1/container?name=image.sqsh');
     assert.equal(d.status, 200);
     assert.equal(d.body.name, 'image.sqsh');
-    assert.deepEqual((await agent.get('/imageapi/v1/mount')).body, []);
-    assert.deepEqual((await agent.get('/imageapi/v1/attach')).body, []);
-    assert.deepEqual(mountsUnder(runDir), []);
-    assert.deepEqual(loopsOver(image), []);
-    assert.deepEqual(cgroupsOf(runDir), []);
-    assert.deepEqual(processesWith(runDir).filter((l) => l.includes('imageapi-init')), [], 'no supervisor left');
+    assert.deepEqual((await ctx.agent.get('/imageapi/v1/mount')).body, []);
+    assert.deepEqual((await ctx.agent.get('/imageapi/v1/attach')).body, []);
+    assert.deepEqual(mountsUnder(ctx.runDir), []);
+    assert.deepEqual(loopsOver(ctx.image), []);
+    assert.deepEqual(cgroupsOf(ctx.runDir), []);
+    assert.deepEqual(processesWith(ctx.runDir).filter((l) => l.includes('imageapi-init')), [], 'no supervisor left');
   });
 });

@@ -2,7 +2,7 @@
 // hierarchy of a hybrid host) cgroup.kill and cgroup.freeze do the work; on pure v1 the freezer
 // and pids controllers do. The only place that touches /sys/fs/cgroup.
 import { createHash } from 'node:crypto';
-import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const ROOT = '/sys/fs/cgroup';
@@ -43,9 +43,22 @@ export async function createCgroups(runDir: string, id: number): Promise<string[
   return dirs;
 }
 
+/** The cgroup and its descendants, deepest first (systemd in a container makes its own child groups). */
+async function subtree(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  const below: string[] = [];
+  for (const e of entries) if (e.isDirectory()) below.push(...(await subtree(join(dir, e.name))));
+  return [...below, dir];
+}
+
+/** Processes in the cgroup or any group below it. */
 async function procs(dir: string): Promise<number[]> {
-  const text = await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '');
-  return text.split('\n').filter(Boolean).map(Number);
+  const out: number[] = [];
+  for (const d of await subtree(dir)) {
+    const text = await readFile(join(d, 'cgroup.procs'), 'utf8').catch(() => '');
+    out.push(...text.split('\n').filter(Boolean).map(Number));
+  }
+  return out;
 }
 
 export async function cgroupPids(dirs: string[]): Promise<number[]> {
@@ -93,18 +106,21 @@ export async function freezeCgroups(dirs: string[], frozen: boolean): Promise<vo
 
 /** Remove the container's cgroups (empty by now) and the agent's parent group if it is empty too. */
 export async function removeCgroups(dirs: string[]): Promise<void> {
-  for (const d of dirs) {
-    for (let i = 0; i < 50; i++) {
-      try {
-        await rmdir(d);
-        break;
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') break;
-        if (code !== 'EBUSY') throw err;
-        await sleep(10);
+  for (const top of dirs) {
+    for (const d of await subtree(top)) {
+      // A cgroup whose last process just died stays busy for a moment.
+      for (let i = 0; ; i++) {
+        try {
+          await rmdir(d);
+          break;
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === 'ENOENT') break;
+          if (code !== 'EBUSY' || i >= 100) throw new Error(`cannot remove cgroup ${d}: ${(err as Error).message}`);
+          await sleep(10);
+        }
       }
     }
-    await rmdir(join(d, '..')).catch(() => {});
+    await rmdir(join(top, '..')).catch(() => {}); // the agent's group, once no container is left in it
   }
 }

@@ -9,6 +9,8 @@ export function timestamp(d = new Date()): string {
   return `${d.getFullYear()}/${pad(d.getMonth() + 1)}/${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
-export async function logLine(file: string, id: number, message: string): Promise<void> {
-  await appendFile(file, `${timestamp()} container(${id}): ${message}\n`, { mode: 0o640 });
+/** Append the agent's lines (one write, so they stay together). */
+export async function logLine(file: string, id: number, ...messages: string[]): Promise<void> {
+  const ts = timestamp();
+  await appendFile(file, messages.map((m) => `${ts} container(${id}): ${m}\n`).join(''), { mode: 0o640 });
 }

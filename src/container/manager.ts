@@ -150,7 +150,7 @@ export class ContainerManager {
       await logLine(rec.logfile, id, 'container created');
       if (wanted === 'running') {
         tx.onUndo(`stop container ${id}`, () => this.killNow(rec));
-        await this.start(rec);
+        await this.start(rec, true);
       }
       return rec;
     });
@@ -187,20 +187,24 @@ export class ContainerManager {
     }
   }
 
-  private async start(rec: ContainerRec): Promise<void> {
+  /** Start; `validated` when create() has just checked the image and the command. */
+  private async start(rec: ContainerRec, validated = false): Promise<void> {
     if (rec.state !== 'created' && rec.state !== 'exited' && rec.state !== 'dead') {
       throw conflict(`container ${rec.id} is ${rec.state}`);
     }
     const mount = this.store.get('mount', rec.holds[0]!.id, true) as MountRec;
     const root = mount.mounted.mountpoint;
-    await logLine(rec.logfile, rec.id, 'starting container');
-    await logLine(rec.logfile, rec.id, 'validating image');
-    await checkImageRoot(root);
-    await logLine(rec.logfile, rec.id, 'validating init');
-    await checkInit(root, rec.argv[0]!);
+    try {
+      if (!validated) {
+        await checkImageRoot(root);
+        await checkInit(root, rec.argv[0]!);
+      }
+    } finally {
+      await logLine(rec.logfile, rec.id, 'starting container', 'validating image', 'validating init');
+    }
 
     const dir = this.dir(rec.id);
-    await rm(dir, { recursive: true, force: true });
+    if (rec.started_at) await rm(dir, { recursive: true, force: true }); // a restart: drop the last run's status
     await mkdir(dir, { recursive: true, mode: 0o700 });
     rec.cgroups = await createCgroups(this.runDir, rec.id);
     const args = [

@@ -28,6 +28,8 @@ let realRunDir = '';
 let agent: TestAgent | undefined;
 /** Everything every agent of this file printed (agents killed and restarted included). */
 const outputs: string[] = [];
+/** Device files of every RBD attachment seen, checked for leaks at the end. */
+const devices = new Set<string>();
 /** Every answer's text, checked for the key as it comes. */
 let answers = 0;
 
@@ -54,6 +56,7 @@ async function call(method: string, path: string, body?: unknown): Promise<Reply
   const r = await agent!.req(method, path, body);
   answers++;
   noKey(`the answer to ${method} ${path}`, r.text);
+  for (const m of r.text.matchAll(/"device_file":"(\/dev\/loop\d+)"/g)) devices.add(m[1]!);
   return r;
 }
 /** The same without the harness's 5xx rule, for answers that are meant to be 5xx (504). */
@@ -126,9 +129,12 @@ function filesWithKey(): string[] {
 }
 const keyrings = () => filesUnder(realRunDir).filter((f) => f.endsWith('/keyring'));
 
+/** TestAgent.stop() waits forever for an agent killed by a signal (its exitCode stays null). */
+const alive = (a: TestAgent) => a.proc.exitCode === null && a.proc.signalCode === null;
+
 /** After a failed test: delete whatever it left through the API, so one failure does not cascade. */
 async function reset(): Promise<void> {
-  if (!agent || agent.proc.exitCode !== null || skipReason) return;
+  if (!agent || !alive(agent) || skipReason) return;
   for (const c of (await raw('GET', '/container')).body ?? []) await raw('DELETE', `/container?id=${c.id}&force=true`);
   for (const m of (await raw('GET', '/mount')).body ?? []) if (m.refs > 0) await raw('DELETE', `/mount?id=${m.id}&force=true`);
   for (const a of (await raw('GET', '/attach')).body ?? []) await raw('DELETE', `/attach?id=${a.id}&force=true`);
@@ -174,10 +180,14 @@ before(
 after(
   async () => {
     if (agent) {
-      await agent.stop();
+      await reset().catch(() => undefined);
+      if (alive(agent)) await agent.stop();
       outputs.push(agent.output);
     }
     if (runDir) {
+      // Loops over rbd-fuse files first: once forceCleanup has lazily unmounted the FUSE mount,
+      // their backing file no longer names the run-dir and they would be missed (and leak).
+      for (const l of loopsOver(realRunDir + '/')) await sh('losetup', ['-d', l.split(' ')[0]!]).catch(() => undefined);
       forceCleanup(runDir, realRunDir);
       // What forceCleanup does not know: rbd-fuse daemons (their argv names the run-dir's real path).
       for (const p of await fuseProcsUnder(realRunDir)) process.kill(p, 'SIGKILL');
@@ -192,6 +202,12 @@ after(
     assert.deepEqual(loopsOver(realRunDir + '/'), []);
     assert.deepEqual(await fuseProcsUnder(realRunDir), []);
     assert.deepEqual(processesWith(realRunDir), []);
+    // A loop device whose FUSE mount was lazily unmounted shows its backing file as "/<image>".
+    const stale = [...devices].filter((d) => {
+      const b = existsSync(`/sys/block/${d.slice(5)}/loop/backing_file`) ? readFileSync(`/sys/block/${d.slice(5)}/loop/backing_file`, 'utf8').trim() : '';
+      return b.startsWith(realRunDir + '/') || b === `/${IMAGE}` || b === `/${IMAGE2}`;
+    });
+    assert.deepEqual(stale, [], 'no loop device of an RBD attachment left');
     if (cluster) assert.equal((await sh('pgrep', ['-f', cluster.dir]).catch(() => '')).trim(), '', 'ceph daemons stopped');
     for (const o of outputs) noKey("an agent's output", o);
     process.stderr.write(`# ${answers} answers checked for the key\n`);
@@ -441,6 +457,7 @@ describe('RBD through the API on a real cluster (rbd-fuse path)', { concurrency:
       const wrong = otherKey(KEY);
       const r = await post('/attach/rbd', rbdSpec(IMAGE, { secret: wrong, mount_timeout: 3 }));
       assert.ok(r.status >= 400 && r.status < 500, `${r.status}: ${r.text}`);
+      t.diagnostic(`${r.status}: ${r.body.message}`);
       assert.match(r.body.message, /authentication/);
       assert.ok(!r.text.includes(wrong), 'the given key is not echoed');
       await assertClean('after a wrong key');
@@ -450,6 +467,7 @@ describe('RBD through the API on a real cluster (rbd-fuse path)', { concurrency:
       if (skipIfNoCeph(t)) return;
       const r = await post('/attach/rbd', rbdSpec('no-such-image'));
       assert.equal(r.status, 404, r.text);
+      t.diagnostic(r.body.message);
       assert.match(r.body.message, /no-such-image/);
       await assertClean('after an unknown image');
     });
@@ -472,6 +490,7 @@ describe('RBD through the API on a real cluster (rbd-fuse path)', { concurrency:
       assert.equal(a.status, 201, a.text);
       const again = await post('/attach/rbd', rbdSpec(IMAGE));
       assert.equal(again.status, 409, again.text);
+      t.diagnostic(again.body.message);
       assert.match(again.body.message, new RegExp(IMAGE.replace('.', '\\.')));
       const generic = await post('/attach', { kind: 'rbd', rbd: rbdSpec(IMAGE) });
       assert.equal(generic.status, 409, generic.text);
@@ -491,6 +510,7 @@ describe('RBD through the API on a real cluster (rbd-fuse path)', { concurrency:
     assert.match(await rbdAdmin(cluster!, ['snap', 'ls', `rbd/${IMAGE2}`]), /snap1/);
     const r = await post('/attach', { kind: 'rbd', rbd: rbdSpec(IMAGE2, {}, { snapshot: 'snap1' }) });
     assert.equal(r.status, 501, r.text);
+    t.diagnostic(r.body.message);
     assert.match(r.body.message, /snapshot "snap1"/);
     assert.match(r.body.message, /rbd-fuse/);
     await assertClean('after the snapshot refusal');

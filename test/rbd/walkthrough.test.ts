@@ -292,6 +292,30 @@ describe('RBD through the API on a real cluster (rbd-fuse path)', { concurrency:
     assert.deepEqual([...leaking], [], 'files under the run-dir holding the key (only the 0600 keyring may)');
   });
 
+  test('the typed routes under /imageapi/v1 too; GET lists of RBD attachments and mounts', async (t) => {
+    if (skipIfNoCeph(t)) return;
+    const B = '/imageapi/v1';
+    const a = await post(`${B}/attach/rbd`, rbdSpec(IMAGE2));
+    assert.equal(a.status, 201, a.text);
+    assert.equal(a.body.options.secret, '<redacted>');
+    const m = await post(`${B}/mount/rbd`, { id: a.body.id, fs_type: 'squashfs', mount_options: ['ro'] });
+    assert.equal(m.status, 201, m.text);
+    assert.ok(existsSync(join(m.body.mountpoint, 'bin/busybox')));
+    const la = (await get(`${B}/attach/rbd`)).body;
+    assert.deepEqual(la.map((x: { id: number }) => x.id), [a.body.id]);
+    assert.equal(la[0].refs, 2, 'the user and the mount');
+    assert.equal(la[0].options.secret, '<redacted>');
+    const lm = (await get(`${B}/mount/rbd`)).body;
+    assert.deepEqual(lm.map((x: { id: number }) => x.id), [m.body.id]);
+    assert.equal((await get(`${B}/mount/rbd/${m.body.id}`)).body.mountpoint, m.body.mountpoint);
+    const refused = await del(`${B}/attach/rbd/${a.body.id}`);
+    assert.equal(refused.status, 409, 'in use by the mount');
+    assert.equal((await del(`${B}/mount/rbd/${m.body.id}`)).status, 204);
+    assert.equal((await del(`${B}/attach/rbd/${a.body.id}`)).status, 204);
+    assert.equal((await get(`${B}/attach/rbd/${a.body.id}`)).status, 404);
+    await assertClean('after the typed routes under the base path');
+  });
+
   test('v0.1 nesting in one POST /container; stopped and deleted by name, everything goes', async (t) => {
     if (skipIfNoCeph(t)) return;
     const t0 = Date.now();

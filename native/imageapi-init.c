@@ -81,6 +81,11 @@ struct ia_clone_args
 
 static struct ia_config cfg = { .ready_fd = -1, .workdir = "/" };
 static bool log_is_set_up;
+/* Per --cgroup DIR: true for a cgroup2 directory (the container process
+ * is created in it or the supervisor writes its pid to cgroup.procs),
+ * false otherwise (a v1 hierarchy, or not a cgroup at all: the container
+ * process joins it itself, see join_v1_cgroups()).  Set before the clone. */
+static bool *cgroup_is_v2;
 /* Index in cfg.cgroups of the group the container process was created in
  * (clone3 CLONE_INTO_CGROUP), -1 if none.  Set before the clone: the child
  * sees the value of its clone attempt. */
@@ -473,6 +478,53 @@ parse_args (int argc, char **argv, struct ia_error **err)
   return 0;
 }
 
+/* ------------------------------------------------------ cgroups */
+
+/* How many --cgroup DIRs the supervisor joins the container process to
+ * (by writing cgroup.procs) before releasing it. */
+static size_t
+supervisor_joins (void)
+{
+  size_t n = 0;
+
+  for (size_t i = 0; i < cfg.n_cgroups; i++)
+    if (cgroup_is_v2[i] && (long) i != born_in_cgroup)
+      n++;
+  return n;
+}
+
+/* In the container process: join every v1 --cgroup DIR by writing "0"
+ * to DIR/tasks.  For a single-threaded process that moves the whole
+ * process, like writing its pid to cgroup.procs, but a task moving only
+ * itself spares the kernel the global cgroup_threadgroup_rwsem (whose
+ * write lock waits for an RCU grace period, ~5-20 ms); cgroup2 has no
+ * such per-thread move for domain groups (cgroup.threads). */
+static int
+join_v1_cgroups (struct ia_error **err)
+{
+  char path[PATH_MAX];
+
+  for (size_t i = 0; i < cfg.n_cgroups; i++)
+    {
+      int fd;
+      if (cgroup_is_v2[i])
+        continue;
+      if ((size_t) snprintf (path, sizeof path, "%s/tasks", cfg.cgroups[i]) >= sizeof path)
+        return ia_error_make (err, ENAMETOOLONG, "joining cgroup %s", cfg.cgroups[i]);
+      fd = open (path, O_WRONLY | O_CLOEXEC);
+      if (fd < 0)
+        return ia_error_make (err, errno, "joining cgroup %s", cfg.cgroups[i]);
+      if (write_all (fd, "0\n", 2) < 0)
+        {
+          int saved = errno;
+          close (fd);
+          return ia_error_make (err, saved, "joining cgroup %s", cfg.cgroups[i]);
+        }
+      close (fd);
+    }
+  return 0;
+}
+
 /* ------------------------------------------------------ container side */
 
 static void
@@ -548,7 +600,11 @@ setup_container (int exec_fd, int *code, struct ia_error **err)
 
   *code = CODE_SETUP_FAILED;
 
-  /* We are in our cgroups already: our cgroup root becomes our cgroup. */
+  /* The supervisor has put us into our cgroup2 group(s); v1 ones we join
+   * ourselves, first thing. */
+  if (join_v1_cgroups (err) < 0)
+    return -1;
+  /* We are in our cgroups now: our cgroup root becomes our cgroup. */
   if (cfg.ns_cgroup && unshare (CLONE_NEWCGROUP) < 0)
     return ia_error_make (err, errno, "creating the cgroup namespace");
 
@@ -600,9 +656,9 @@ container_main (int sync_fd, int exec_fd)
   reset_signals ();
   prctl (PR_SET_NAME, "imageapi-init", 0, 0, 0);
 
-  /* Wait until the supervisor has put us into our cgroups (nothing to
-   * wait for when we were created in our only one). */
-  if (cfg.n_cgroups > (born_in_cgroup >= 0 ? 1u : 0u))
+  /* Wait until the supervisor has put us into our cgroup2 group(s)
+   * (nothing to wait for when we were created in our only one). */
+  if (supervisor_joins () > 0)
     {
       do
         n = read (sync_fd, &go, 1);
@@ -649,6 +705,8 @@ setup_stdio (struct ia_error **err)
   return 0;
 }
 
+/* Write PID into DIR/cgroup.procs of the cgroup2 --cgroup DIRs it was
+ * not created in. */
 static int
 join_cgroups (pid_t pid, struct ia_error **err)
 {
@@ -658,7 +716,7 @@ join_cgroups (pid_t pid, struct ia_error **err)
   for (size_t i = 0; i < cfg.n_cgroups; i++)
     {
       int fd;
-      if ((long) i == born_in_cgroup)
+      if (!cgroup_is_v2[i] || (long) i == born_in_cgroup)
         continue;
       if ((size_t) snprintf (path, sizeof path, "%s/cgroup.procs", cfg.cgroups[i]) >= sizeof path)
         return ia_error_make (err, ENAMETOOLONG, "joining cgroup %s", cfg.cgroups[i]);
@@ -676,33 +734,45 @@ join_cgroups (pid_t pid, struct ia_error **err)
   return 0;
 }
 
-/* An fd of the first --cgroup DIR that is a cgroup2 directory, its index
- * in *INDEX; -1 if there is none (or it cannot be opened: the
- * cgroup.procs path then reports the error). */
+/* Fill cgroup_is_v2 (a directory that cannot be checked counts as v1:
+ * joining it then reports the error). */
+static int
+classify_cgroups (struct ia_error **err)
+{
+  cgroup_is_v2 = calloc (cfg.n_cgroups + 1, sizeof *cgroup_is_v2);
+  if (cgroup_is_v2 == NULL)
+    return ia_error_make (err, ENOMEM, "checking the cgroups");
+  for (size_t i = 0; i < cfg.n_cgroups; i++)
+    {
+      struct statfs sfs;
+      cgroup_is_v2[i] = statfs (cfg.cgroups[i], &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC;
+    }
+  return 0;
+}
+
+/* An fd of the first cgroup2 --cgroup DIR and its index in *INDEX; -1 if
+ * there is none (or it cannot be opened: writing cgroup.procs then
+ * reports the error). */
 static int
 open_v2_cgroup (long *index)
 {
   for (size_t i = 0; i < cfg.n_cgroups; i++)
-    {
-      struct statfs sfs;
-      int fd = open (cfg.cgroups[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (fd < 0)
-        continue;
-      if (fstatfs (fd, &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC)
-        {
-          *index = (long) i;
-          return fd;
-        }
-      close (fd);
-    }
+    if (cgroup_is_v2[i])
+      {
+        int fd = open (cfg.cgroups[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+          return -1;
+        *index = (long) i;
+        return fd;
+      }
   return -1;
 }
 
 /* Create the container process: fork-like (no new stack), the child
  * returns 0 and continues in the caller.  Into the first cgroup2
  * directory directly when the kernel can (clone3 CLONE_INTO_CGROUP,
- * Linux >= 5.7); otherwise plain clone(), and every --cgroup is joined
- * through cgroup.procs. */
+ * Linux >= 5.7); otherwise plain clone(), and the supervisor joins it to
+ * every cgroup2 --cgroup through cgroup.procs. */
 static pid_t
 clone_container (void)
 {
@@ -810,6 +880,8 @@ supervise (void)
       die (EXIT_START_FAILED, CODE_SETUP_FAILED, err);
     }
 
+  if (classify_cgroups (&err) < 0)
+    die (EXIT_START_FAILED, CODE_SETUP_FAILED, err);
   if (pipe2 (sync_pipe, O_CLOEXEC) < 0 || pipe2 (exec_pipe, O_CLOEXEC) < 0)
     {
       ia_error_make (&err, errno, "creating pipes");
@@ -835,7 +907,7 @@ supervise (void)
    * the pipe without "g" makes the child exit. */
   if (join_cgroups (pid, &err) < 0)
     ia_error_text (err, start_error, sizeof start_error);
-  else if (cfg.n_cgroups > (born_in_cgroup >= 0 ? 1u : 0u))
+  else if (supervisor_joins () > 0)
     (void) write_all (sync_pipe[1], "g", 1);
   close (sync_pipe[1]);
 

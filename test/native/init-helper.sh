@@ -7,6 +7,9 @@
 # cgroups.  Everything it creates (processes, mounts, loop devices, cgroup
 # directories, temporary files) is removed on exit, also after a failure.
 # Last line of output: "N passed, M failed"; exit status 1 if M > 0.
+# IMAGEAPI_INIT_NO_CLONE3=1 runs the tests on the fallback path (plain clone,
+# the supervisor writes cgroup.procs), as on kernels before 5.7; the strace
+# checks of test 11 always look at both paths.
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -80,7 +83,9 @@ rmdir "$work/ov2/root/proc" && ln -s "$work/outside" "$work/ov2/root/proc"
 mkdir -p "$work/outside"
 
 v2=/sys/fs/cgroup/unified/$tag v1=/sys/fs/cgroup/pids/$tag
-for d in "$v2" "$v2/c" "$v2/s" "$v2/f" "$v1" "$v1/c"; do mkdir "$d" && cgroups+=("$d"); done
+for d in "$v2" "$v2/c" "$v2/s" "$v2/f" "$v2/b" "$v2/o" "$v2/e" "$v1" "$v1/c" "$v1/b" "$v1/o"; do
+  mkdir "$d" && cgroups+=("$d")
+done
 
 # start NAME HELPER-ARGS... -- COMMAND...: runs the helper in the
 # background with --log/--pidfile/--status/--ready-fd in $work/NAME and
@@ -142,6 +147,8 @@ start basic --root "$work/bbroot" --ns mnt,pid,uts,ipc,net --hostname c1 \
   --env FOO=bar --env TERM=dumb --workdir /etc -- \
   /bin/sh -c 'echo hi; hostname; ip link; echo "env-$FOO-$TERM-$HOME-$PATH"; pwd; ls -l /dev; echo ready >/dev/null; sleep 30; true'
 check "ready line is 'ok PID'" test -n "$CPID"
+# The pidfile follows the ready line.
+wait_file "$D/pid"
 check_eq "pidfile holds the pid" "$CPID" "$(cat "$D/pid" 2>/dev/null)"
 wait_file "$D/log"; for _ in $(seq 100); do grep -q '^/etc$' "$D/log" && break; sleep 0.05; done
 check_eq "init log lines in order" "$expected_lines" "$(messages "$D/log")"
@@ -323,7 +330,55 @@ check_eq "ready error" "error the container process died before executing /bin/t
 check_grep "status signal=9" '^signal=9$' "$D/status"
 check_grep "status start_error" '^start_error=the container process died before executing /bin/true$' "$D/status"
 
-# --------------------------------------------------- 11: fallbacks (run inside a user namespace)
+# --------------------------------------------------- 11: how the cgroups are joined
+echo "# created in the cgroup2 group (clone3 CLONE_INTO_CGROUP), v1 joined by the container; the clone + cgroup.procs fallback"
+# cgroups_seen NAME V2-GROUP V1-GROUP: the container (no cgroup ns) printed
+# its /proc/self/cgroup into the log of test NAME.
+cgroups_seen() {
+  check_grep "$1: /proc/self/cgroup shows the v2 group" "^0::/$tag/$2\$" "$work/$1/log"
+  check_grep "$1: /proc/self/cgroup shows the v1 pids group" "^[0-9]+:pids:/$tag/$3\$" "$work/$1/log"
+}
+start born --root "$work/bbroot" --cgroup "$v2/b" --cgroup "$v1/b" -- /bin/sh -c 'cat /proc/self/cgroup'
+check "ready ok" test -n "$CPID"
+wait "$SPID"; check_eq "supervisor exit status 0" 0 "$?"
+cgroups_seen born b b
+# The old path, as on kernels without clone3 CLONE_INTO_CGROUP (< 5.7).
+IMAGEAPI_INIT_NO_CLONE3=1 start noclone3 --root "$work/bbroot" --cgroup "$v2/o" --cgroup "$v1/o" -- /bin/sh -c 'cat /proc/self/cgroup'
+check "fallback: ready ok" test -n "$CPID"
+wait "$SPID"; check_eq "fallback: supervisor exit status 0" 0 "$?"
+cgroups_seen noclone3 o o
+if command -v strace >/dev/null; then
+  # trace_start NAME ENV... : the helper under strace -f, v2 group b, v1 group b.
+  trace_start() {
+    local name=$1; shift
+    mkdir -p "$work/$name"
+    env -u IMAGEAPI_INIT_NO_CLONE3 "$@" strace -f -qq -o "$work/$name/strace" -e trace=clone,clone3,openat,write "$helper" --root "$work/bbroot" \
+      --log "$work/$name/log" --cgroup "$v2/b" --cgroup "$v1/b" -- /bin/true </dev/null >/dev/null 2>&1
+  }
+  trace_start trace
+  check_grep "the container process is created by clone3 CLONE_INTO_CGROUP" 'clone3\(\{flags=[^}]*CLONE_INTO_CGROUP' "$work/trace/strace"
+  check "no cgroup.procs is written" bash -c "! grep -q 'cgroup.procs' '$work/trace/strace'"
+  check_grep "the container joins its v1 group itself (0 to tasks)" "openat\(AT_FDCWD, \"$v1/b/tasks\", O_WRONLY" "$work/trace/strace"
+  trace_start trace-noclone3 IMAGEAPI_INIT_NO_CLONE3=1
+  check "fallback: no clone3" bash -c "! grep -q 'clone3(' '$work/trace-noclone3/strace'"
+  check_grep "fallback: the supervisor writes the v2 cgroup.procs" "openat\(AT_FDCWD, \"$v2/b/cgroup.procs\", O_WRONLY" "$work/trace-noclone3/strace"
+else
+  echo "skip strace checks of clone3 (no strace)"
+fi
+# clone3 refused (a group with controllers enabled for its children cannot
+# hold processes): the fallback path reports the error.
+ctrl=$(awk '{print $1}' "${v2%/*}/cgroup.subtree_control")
+if [ -n "$ctrl" ] && echo "+$ctrl" >"$v2/cgroup.subtree_control" && mkdir "$v2/e/x" && cgroups+=("$v2/e/x") &&
+  echo "+$ctrl" >"$v2/e/cgroup.subtree_control"; then
+  start busy --root "$work/bbroot" --cgroup "$v2/e" -- /bin/true
+  check_eq "clone3 refused: the cgroup.procs error is reported" "error joining cgroup $v2/e: Device or resource busy" "$READY"
+  wait "$SPID"; check_eq "clone3 refused: supervisor exit status 1" 1 "$?"
+  check_eq "clone3 refused: nothing in the group" "" "$(cat "$v2/e/cgroup.procs")"
+else
+  echo "skip clone3 refused (no cgroup2 controller to enable)"
+fi
+
+# --------------------------------------------------- 12: fallbacks (run inside a user namespace)
 echo "# fallbacks: mknod refused -> bind host nodes, sysfs refused -> read-only host /sys, devpts without gid=5"
 D=$work/userns; mkdir -p "$D"
 unshare --user --map-root-user "$helper" --root "$work/bbroot" --log "$D/log" --status "$D/status" -- \

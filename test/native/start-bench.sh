@@ -25,10 +25,11 @@ if [ -e /sys/fs/cgroup/unified/cgroup.procs ]; then v2root=/sys/fs/cgroup/unifie
 v2=$v2root/$tag v1=/sys/fs/cgroup/pids/$tag
 loopdev="" mounts=()
 cleanup() {
+  set +e
   trap - EXIT INT TERM
   for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[i]}" 2>/dev/null || umount -l "${mounts[i]}"; done
   [ -n "$loopdev" ] && losetup -d "$loopdev" 2>/dev/null
-  for d in "$v2" "$v1"; do [ -d "$d" ] && { rmdir "$d"/b* 2>/dev/null; rmdir "$d"; }; done
+  for d in "$v2" "$v1"; do [ -d "$d" ] && rmdir "$d"; done
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -74,3 +74,15 @@ export function describeRec(r: AnyRec): string {
   return `${NOUN[r.type]} ${r.id} (${r.kind})`;
 }
 export const nounOf = (t: ObjType) => NOUN[t];
+
+/** Spec fields that hold keys: kept in memory for the attach, never written to state.json. */
+const SECRET_FIELDS = new Set(['secret', 'chap_secret']);
+export const REDACTED = '<redacted>';
+
+export function withoutSecrets<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(withoutSecrets) as T;
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = SECRET_FIELDS.has(k) && v !== undefined ? REDACTED : withoutSecrets(v);
+  return out as T;
+}

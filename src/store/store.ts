@@ -4,7 +4,7 @@ import { conflict, notFound } from '../errors.js';
 import { Mutex } from './lock.js';
 import { Saver, readJson } from './persist.js';
 import type { AnyRec, AttachRec, ContainerRec, MountRec, ObjType, Ref } from './records.js';
-import { nounOf, sameRef } from './records.js';
+import { nounOf, sameRef, withoutSecrets } from './records.js';
 
 interface Snapshot {
   version: 1;
@@ -47,7 +47,8 @@ export class Store {
     return {
       version: 1,
       seq: this.seq,
-      attach: live(this.maps.attach),
+      // Keys never reach the disk: a restarted agent detaches and adopts without them.
+      attach: live(this.maps.attach).map((r) => ({ ...r, spec: withoutSecrets(r.spec) })),
       mount: live(this.maps.mount),
       container: live(this.maps.container),
     };

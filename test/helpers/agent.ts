@@ -79,16 +79,21 @@ export class TestAgent {
   del = <T = any>(p: string) => this.req<T>('DELETE', p);
   patch = <T = any>(p: string) => this.req<T>('PATCH', p);
 
+  /** A process killed by a signal keeps exitCode null: look at both. */
+  private get exited(): boolean {
+    return this.proc.exitCode !== null || this.proc.signalCode !== null;
+  }
+
   /** Graceful stop (SIGTERM): state saved, kernel objects left in place. */
   async stop(): Promise<number | null> {
-    if (this.proc.exitCode !== null) return this.proc.exitCode;
+    if (this.exited) return this.proc.exitCode;
     const exited = new Promise<number | null>((r) => this.proc.once('exit', (c) => r(c)));
     this.proc.kill('SIGTERM');
     return exited;
   }
 
   async kill9(): Promise<void> {
-    if (this.proc.exitCode !== null) return;
+    if (this.exited) return;
     const exited = new Promise<void>((r) => this.proc.once('exit', () => r()));
     this.proc.kill('SIGKILL');
     await exited;

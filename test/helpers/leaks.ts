@@ -73,16 +73,18 @@ export function forceCleanup(runDir: string, ...filePrefixes: string[]): void {
       /* gone */
     }
   }
-  for (const m of mountsUnder(runDir).reverse()) {
+  // Loops first: once a FUSE mount under the run-dir is gone, its loops no longer name it
+  // (a busy loop detaches itself when its filesystem is unmounted).
+  for (const l of loopsOver(runDir, ...filePrefixes)) {
     try {
-      execFileSync('umount', ['-l', m]);
+      execFileSync('losetup', ['-d', l.split(' ')[0]!]);
     } catch {
       /* gone */
     }
   }
-  for (const l of loopsOver(runDir, ...filePrefixes)) {
+  for (const m of mountsUnder(runDir).reverse()) {
     try {
-      execFileSync('losetup', ['-d', l.split(' ')[0]!]);
+      execFileSync('umount', ['-l', m]);
     } catch {
       /* gone */
     }

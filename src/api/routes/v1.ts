@@ -62,7 +62,7 @@ export function v1Routes(s: Services): Router {
   });
   r.post('/attach/rbd', async (req, res) => {
     const spec: AttachSpec = { kind: 'rbd', rbd: req.body as RbdV1 };
-    const rec = await engine.transaction((tx) => engine.createAttach(spec, 'user', tx, 'rbd'));
+    const rec = await engine.transaction((tx) => engine.createAttach(spec, 'user', tx, 'attach'));
     res.status(201).json(rbdView(rec));
   });
   r.get('/attach/rbd/:id', (req, res) => {

@@ -1,5 +1,6 @@
 // rbd: a Ceph RBD image as a block device, through the kernel (krbd), rbd-nbd, or rbd-fuse and a
 // loop device — whichever this host can do (config `rbd_mode`: auto | krbd | nbd | fuse).
+import { REDACTED } from '../../store/records.js';
 import type { AttachDriver, Attached } from '../driver.js';
 import { fuseAdopt, fuseAttach, fuseDetach } from './fuse.js';
 import { krbdAdopt, krbdAttach, krbdDetach } from './krbd.js';
@@ -11,6 +12,10 @@ import type { RbdSpec, RbdState } from './types.js';
 
 export type { RbdOptions, RbdSpec, RbdMode, RbdState } from './types.js';
 export { rbdIdentity } from './spec.js';
+
+/** A spec read back from state.json carries `secret: "<redacted>"`; detach and adopt need no key. */
+const unkeyed = (spec: RbdSpec): RbdSpec =>
+  spec.options?.secret === REDACTED ? { ...spec, options: { ...spec.options, secret: undefined } } : spec;
 
 const modeOf = (a: Attached) => (a.state as Partial<RbdState>).mode;
 
@@ -34,9 +39,9 @@ export const rbdDriver: AttachDriver<RbdSpec> = {
   async detach(spec, attached, ctx) {
     switch (modeOf(attached)) {
       case 'krbd':
-        return krbdDetach(resolveSpec(spec), attached);
+        return krbdDetach(resolveSpec(unkeyed(spec)), attached);
       case 'nbd':
-        return nbdDetach(resolveSpec(spec), attached);
+        return nbdDetach(resolveSpec(unkeyed(spec)), attached);
       case 'fuse':
         return fuseDetach(attached, ctx);
       default:
@@ -47,9 +52,9 @@ export const rbdDriver: AttachDriver<RbdSpec> = {
   async adopt(spec, attached, ctx) {
     switch (modeOf(attached)) {
       case 'krbd':
-        return krbdAdopt(resolveSpec(spec), attached);
+        return krbdAdopt(resolveSpec(unkeyed(spec)), attached);
       case 'nbd':
-        return nbdAdopt(resolveSpec(spec), attached);
+        return nbdAdopt(resolveSpec(unkeyed(spec)), attached);
       case 'fuse':
         return fuseAdopt(attached, ctx);
       default:

@@ -1,5 +1,6 @@
 // Checking an RBD spec and deriving what every path needs from it: the cephx user and key, the
 // namespace, the timeout, the monitor list in Ceph's own syntax, and the image's identity.
+import { REDACTED } from '../../store/records.js';
 import { badRequest } from '../../errors.js';
 import type { RbdOptions, RbdSpec } from './types.js';
 
@@ -153,7 +154,7 @@ export function rbdIdentity(spec: RbdSpec): string {
 /** The spec as users may see it: the key replaced. */
 export function describeSpec(spec: RbdSpec): RbdSpec {
   if (spec.options?.secret === undefined) return spec;
-  return { ...spec, options: { ...spec.options, secret: '<redacted>' } };
+  return { ...spec, options: { ...spec.options, secret: REDACTED } };
 }
 
 /** `pool/[ns/]image[@snap]`, for messages and the krbd/nbd image spec. */

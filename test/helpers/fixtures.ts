@@ -1,6 +1,6 @@
 // Test fixtures built at run time (no committed binaries): a busybox squashfs image.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './agent.js';
@@ -11,6 +11,8 @@ export function busyboxImage(): string {
   const file = join(dir, 'busybox.sqsh');
   if (!existsSync(file)) {
     mkdirSync(dir, { recursive: true });
+    // Gone with the test process (suites detach their loop devices in their after hooks).
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
     execFileSync('bash', [join(ROOT, 'test/fixtures/busybox-image.sh'), file], { stdio: 'inherit' });
   }
   return file;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -16,13 +16,15 @@ describe('configuration', () => {
     assert.equal(c.log_level, 'info');
   });
   it('flags win over the YAML file, which wins over defaults', () => {
-    const f = join(mkdtempSync(join(tmpdir(), 'imageapi-cfg-')), 'c.yaml');
+    const dir = mkdtempSync(join(tmpdir(), 'imageapi-cfg-'));
+    const f = join(dir, 'c.yaml');
     writeFileSync(f, 'port: 9000\nrun_dir: /tmp/x\nscheme: [http]\nlog_level: debug\n');
     const c = loadConfig(['--config', f, '--port', '9100'], {}) as Config;
     assert.equal(c.port, 9100);
     assert.equal(c.run_dir, '/tmp/x');
     assert.deepEqual(c.scheme, ['http']);
     assert.equal(c.log_level, 'debug');
+    rmSync(dir, { recursive: true });
   });
   it('IMAGEAPI_LOGLEVEL takes upstream names and numbers', () => {
     assert.equal((loadConfig([], { IMAGEAPI_LOGLEVEL: 'WARNING' }) as Config).log_level, 'warn');

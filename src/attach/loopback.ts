@@ -4,7 +4,7 @@ import type { AttachLoopback } from '../api/types.js';
 import { badRequest, fromFsError } from '../errors.js';
 import { loopAttach, loopBackingFile, loopDetach, loopReadonly } from '../sys/loop.js';
 import { resolveWithin } from '../sys/paths.js';
-import type { AttachDriver, Attached } from './driver.js';
+import type { AttachDriver } from './driver.js';
 
 /** The store resolves `mount` to a mountpoint and passes it as `base_dir` (not part of the API). */
 export type LoopbackSpec = AttachLoopback & { base_dir?: string };
@@ -44,5 +44,3 @@ export const loopbackDriver: AttachDriver<LoopbackSpec> = {
     return shown;
   },
 };
-
-export const loopIsReadonly = (a: Attached) => a.state.readonly === true;

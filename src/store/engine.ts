@@ -231,8 +231,7 @@ export class Engine {
     for (const u of users) await this.remove(refOf(u), true);
     await this.teardown(rec);
     this.store.remove(ref);
-    await this.store.save();
-    await this.release(rec);
+    await this.release(rec); // saves the store, with or without children left
     return rec;
   }
 

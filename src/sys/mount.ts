@@ -2,7 +2,7 @@
 import { readFile, rm, rmdir } from 'node:fs/promises';
 import { badRequest, notImplemented } from '../errors.js';
 import { run } from './exec.js';
-import { mountAt, mountsUnder } from './mountinfo.js';
+import { mountsUnder } from './mountinfo.js';
 
 const MOUNT_TIMEOUT_MS = 30_000;
 
@@ -63,10 +63,6 @@ export async function unmountTree(target: string): Promise<void> {
   for (const m of await mountsUnder(target)) {
     await run('umount', ['--', m.target], { timeoutMs: MOUNT_TIMEOUT_MS, failKind: 'CONFLICT' });
   }
-}
-
-export async function isMountpoint(target: string): Promise<boolean> {
-  return (await mountAt(target)) !== undefined;
 }
 
 /** Remove a directory the agent created (empty mountpoint), ignoring one already gone. */

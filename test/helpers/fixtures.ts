@@ -17,7 +17,3 @@ export function busyboxImage(): string {
   }
   return file;
 }
-
-export function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8' });
-}

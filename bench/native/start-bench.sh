@@ -3,7 +3,7 @@
 # to its ready line ("ok PID"), running /bin/true on the busybox fixture
 # (squashfs + overlay, as bench/container-start does), without --cgroup,
 # with a fresh cgroup2 directory, and with cgroup2 + a v1 pids directory.
-#   bash test/native/start-bench.sh [HELPER...]     # default: the built helper
+#   bash bench/native/start-bench.sh [HELPER...]     # default: the built helper
 #   START_BENCH_N=50 START_BENCH_WARMUP=5 START_BENCH_GAP_MS=100 (defaults;
 #   the gap between starts matters: a cgroup migration is cheap only right
 #   after another one, see start-bench.c)
@@ -35,7 +35,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-cc -O2 -Wall -Wextra -Werror -o "$work/start-bench" "$repo/test/native/start-bench.c"
+cc -O2 -Wall -Wextra -Werror -o "$work/start-bench" "$repo/bench/native/start-bench.c"
 bash "$repo/test/fixtures/busybox-image.sh" "$work/bb.sqsh" >/dev/null
 loopdev=$(losetup -f --show -r "$work/bb.sqsh")
 mkdir -p "$work/sq" "$work/ov/upper" "$work/ov/work" "$work/ov/root" "$work/run"

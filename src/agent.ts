@@ -65,7 +65,7 @@ export async function startAgent(cfg: Config, log: Logger, spec: LoadedSpec): Pr
   await engine.reconcile((rec) => containers.adopt(rec));
   log.info({ attachments: store.list('attach').length, mounts: store.list('mount').length, containers: store.list('container').length }, 'state loaded');
 
-  const app = createApp({ store, engine, views, containers }, { log, spec, validateResponses: cfg.validate_responses });
+  const app = createApp({ store, engine, views, containers }, { log, spec, validateResponses: cfg.validate_responses, validateRequests: cfg.validate_requests });
   const servers: Server[] = [];
   const addresses: string[] = [];
   const listen = (srv: Server, ...args: unknown[]) =>

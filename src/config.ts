@@ -22,6 +22,8 @@ export interface Config {
   helper: string;
   rbd_mode: 'auto' | 'krbd' | 'nbd' | 'fuse';
   validate_responses: boolean;
+  /** Config-file only, for benchmarks: turning request validation off removes the API's guard rails. */
+  validate_requests: boolean;
 }
 
 export const USAGE = `Usage: imageapi-server [options]
@@ -111,6 +113,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'he
     helper: str('helper', 'helper', DEFAULT_HELPER),
     rbd_mode: rbdMode as Config['rbd_mode'],
     validate_responses: env.IMAGEAPI_VALIDATE_RESPONSES === '1' || file.validate_responses === true,
+    validate_requests: file.validate_requests !== false,
   };
   if (cfg.scheme.includes('https') && (!cfg.tls_certificate || !cfg.tls_key)) {
     throw new Error('--scheme https needs --tls-certificate and --tls-key');

@@ -4,6 +4,7 @@ import express from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
 import type { Logger } from 'pino';
 import swaggerUi from 'swagger-ui-express';
+import { normalizeBody } from './body.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { v1Routes } from './routes/v1.js';
 import { v2Routes } from './routes/v2.js';
@@ -18,6 +19,8 @@ export interface AppOptions {
   spec: LoadedSpec;
   /** Validate every response against the spec too (tests turn this on). */
   validateResponses?: boolean;
+  /** Validate requests (default). Off only to measure the validator's cost: it guards every path. */
+  validateRequests?: boolean;
 }
 
 export function createApp(services: Services, opts: AppOptions): express.Express {
@@ -44,7 +47,8 @@ export function createApp(services: Services, opts: AppOptions): express.Express
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(opts.spec.doc));
 
   app.use(express.json({ limit: BODY_LIMIT, strict: true }));
-  app.use(
+  app.use(normalizeBody);
+  if (opts.validateRequests !== false) app.use(
     OpenApiValidator.middleware({
       apiSpec: structuredClone(opts.spec.doc) as never,
       validateRequests: { allowUnknownQueryParameters: false, coerceTypes: false, allErrors: true },

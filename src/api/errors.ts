@@ -1,8 +1,12 @@
 // Rendering every error as `{code, message}` with the right status: our ApiErrors, the
 // validator's (naming the field), and the body parser's (malformed JSON, too large).
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
+import * as OpenApiValidator from 'express-openapi-validator';
 import type { Logger } from 'pino';
 import { ApiError } from '../errors.js';
+
+/** Where a client that took a wrong turn can read what exists. */
+const SEE_DOCS = 'see /docs (Swagger UI) or /imageapi/v1/swagger.yaml for the routes';
 
 interface ValidatorIssue {
   path?: string;
@@ -13,8 +17,26 @@ function fieldName(path: string | undefined): string {
   return (path ?? '').replace(/^\//, '').replace(/\//g, '.').replace(/\.(\d+)(?=\.|$)/g, '[$1]');
 }
 
-export function describeError(err: unknown): { status: number; message: string } {
+export const noRouteMessage = (req: Request) => `no route ${req.method} ${req.path}: ${SEE_DOCS}`;
+
+export interface Described {
+  status: number;
+  message: string;
+  headers?: Record<string, string>;
+}
+
+export function describeError(err: unknown, req?: Request): Described {
   if (err instanceof ApiError) return { status: err.status, message: err.message };
+  // The validator's 404 is about the route (the spec has no such path), never about an object.
+  if (err instanceof OpenApiValidator.error.NotFound && req) return { status: 404, message: noRouteMessage(req) };
+  if (err instanceof OpenApiValidator.error.UnsupportedMediaType && req) {
+    const got = req.headers['content-type'] ? `content-type ${req.headers['content-type']}` : 'no body';
+    return { status: 415, message: `${req.method} ${req.path} takes a JSON object as its body (content-type: application/json); got ${got}` };
+  }
+  if (err instanceof OpenApiValidator.error.MethodNotAllowed && req) {
+    const allow = ((err.headers as Record<string, string> | undefined)?.Allow ?? '').toUpperCase();
+    return { status: 405, message: `${req.method} is not allowed on ${req.path} (allowed: ${allow})`, headers: { Allow: allow } };
+  }
   const e = err as { status?: number; statusCode?: number; type?: string; message?: string; errors?: ValidatorIssue[]; limit?: number };
   const status = e.status ?? e.statusCode;
   if (e.type === 'entity.parse.failed') return { status: 400, message: `malformed JSON in the request body: ${e.message}` };
@@ -23,7 +45,7 @@ export function describeError(err: unknown): { status: number; message: string }
     if (Array.isArray(e.errors) && e.errors.length) {
       const parts = e.errors.map((i) => {
         const f = fieldName(i.path);
-        const m = (i.message ?? 'is invalid').replace(/^must/, 'must');
+        const m = i.message ?? 'is invalid';
         return f ? `${f}: ${m}` : m;
       });
       return { status, message: [...new Set(parts)].join('; ') };
@@ -35,7 +57,7 @@ export function describeError(err: unknown): { status: number; message: string }
 
 export function errorHandler(log: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
-    const { status, message } = describeError(err);
+    const { status, message, headers } = describeError(err, req);
     const reqLog = (req as { log?: Logger }).log ?? log;
     if (status >= 500) reqLog.error({ err, status }, message);
     else reqLog.info({ status }, message);
@@ -43,10 +65,11 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       res.end();
       return;
     }
+    if (headers) res.set(headers);
     res.status(status).json({ code: status, message });
   };
 }
 
 export const notFoundHandler: RequestHandler = (req, res) => {
-  res.status(404).json({ code: 404, message: `no route ${req.method} ${req.path}` });
+  res.status(404).json({ code: 404, message: noRouteMessage(req) });
 };

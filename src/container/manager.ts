@@ -111,7 +111,7 @@ export class ContainerManager {
     return this.engine.transaction(async (tx) => {
       if (spec.name) this.store.assertNameFree(spec.name);
       const me = { type: 'container' as const, id: -1 }; // its id is given after the mount's (depth-first)
-      const mount = await this.engine.createMount(spec.mount, me, tx, 'container.mount');
+      const mount = await this.engine.resolveMount(spec.mount, me, tx, 'container.mount');
       await checkImageRoot(mount.mounted.mountpoint);
       await checkInit(mount.mounted.mountpoint, argv[0]!);
       const id = (me.id = this.store.nextId('container'));

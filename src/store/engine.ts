@@ -79,10 +79,24 @@ export class Engine {
     }
   }
 
+  /**
+   * The id a nested spec references, or undefined when it is a definition. A spec without its
+   * kind's definition object is a reference, and a missing `id` means 0: go-swagger clients drop
+   * `id: 0` (omitempty), so `{}` or `{"kind": "overlay"}` is how they name the first object.
+   */
+  private referenced(spec: Record<string, unknown>, kinds: readonly string[], where: string): number | undefined {
+    const defined = kinds.filter((k) => spec[k] !== undefined);
+    if (spec.id !== undefined) {
+      if (defined.length) throw badRequest(`${where}: give either "id" (a reference) or a definition ("${defined[0]}"), not both`);
+      return spec.id as number;
+    }
+    return defined.length ? undefined : 0;
+  }
+
   /** The kind-specific object of a definition, checking that it matches `kind` and nothing else is given. */
   private definition(spec: Record<string, unknown>, kinds: readonly string[], where: string): [string, Record<string, unknown>] {
     const kind = spec.kind as string | undefined;
-    if (!kind) throw badRequest(`${where}: give either "id" (a reference) or "kind" and its definition`);
+    if (!kind) throw badRequest(`${where}: give "kind" (${kinds.join(', ')}) and its definition`);
     const body = spec[kind] as Record<string, unknown> | undefined;
     if (!body) throw badRequest(`${where}: kind is "${kind}" but "${where}.${kind}" is missing`);
     for (const k of kinds) {
@@ -93,8 +107,22 @@ export class Engine {
 
   // ------------------------------------------------------------------ create
 
+  /** A nested attachment: a reference to an existing one, or a definition owned by `owner`. */
+  async resolveAttach(spec: AttachSpec, owner: Owner, tx: Tx, where: string): Promise<AttachRec> {
+    const id = this.referenced(spec as Record<string, unknown>, ATTACH_KINDS, where);
+    if (id !== undefined) return this.reference('attach', id, spec.kind, where);
+    return this.createAttach(spec, owner, tx, where);
+  }
+
+  /** A nested mount: a reference to an existing one, or a definition owned by `owner`. */
+  async resolveMount(spec: MountSpec, owner: Owner, tx: Tx, where: string): Promise<MountRec> {
+    const id = this.referenced(spec as Record<string, unknown>, MOUNT_KINDS, where);
+    if (id !== undefined) return this.reference('mount', id, spec.kind, where);
+    return this.createMount(spec, owner, tx, where);
+  }
+
+  /** Define an attachment (top level, or the definition part of resolveAttach). */
   async createAttach(spec: AttachSpec, owner: Owner, tx: Tx, where: string): Promise<AttachRec> {
-    if (spec.id !== undefined) return this.reference('attach', spec.id, spec.kind, where);
     const [kind, body] = this.definition(spec as Record<string, unknown>, ATTACH_KINDS, where);
     const driver = this.drivers.attach[kind];
     if (!driver) throw notImplemented(`${where}: attachments of kind "${kind}" are not supported by this build`);
@@ -112,7 +140,7 @@ export class Engine {
       const base = (body.base as string | undefined) ?? 'root';
       if (base === 'mount') {
         if (!body.mount) throw badRequest(`${where}.loopback: base is "mount" but no "mount" is given`);
-        const child = await this.createMount(body.mount as MountSpec, me, tx, `${where}.loopback.mount`);
+        const child = await this.resolveMount(body.mount as MountSpec, me, tx, `${where}.loopback.mount`);
         holds.push(refOf(child));
         spec2.mount = { id: child.id };
         driverSpec = { ...body, base_dir: child.mounted.mountpoint };
@@ -141,14 +169,14 @@ export class Engine {
     return rec;
   }
 
+  /** Define a mount (top level, or the definition part of resolveMount). */
   async createMount(spec: MountSpec, owner: Owner, tx: Tx, where: string): Promise<MountRec> {
-    if (spec.id !== undefined) return this.reference('mount', spec.id, spec.kind, where);
     let [kind, body] = this.definition(spec as Record<string, unknown>, MOUNT_KINDS, where);
     if (kind === 'rbd') {
       // v0.1: `{kind: rbd, rbd: {fs_type, mount_options, rbd: {...}}}` is an attach mount of an RBD attachment.
       const { rbd, id, fs_type, mount_options } = body as { rbd?: unknown; id?: number; fs_type: string; mount_options?: string[] };
-      const attach = id !== undefined ? { id, kind: 'rbd' } : rbd ? { kind: 'rbd', rbd } : undefined;
-      if (!attach) throw badRequest(`${where}.rbd: give "id" of an RBD attachment or an "rbd" definition`);
+      // As everywhere, no definition means a reference, and no id means 0 (the Go client drops it).
+      const attach = rbd ? { kind: 'rbd', rbd } : { id: id ?? 0, kind: 'rbd' };
       [kind, body] = ['attach', { attach, fs_type, mount_options }];
       where = `${where}.rbd`;
     }
@@ -164,7 +192,7 @@ export class Engine {
     const rec = { holds: [] as Ref[], spec: { ...body } };
     const deps: MountDeps = {};
     if (kind === 'attach') {
-      const child = await this.createAttach(body.attach as AttachSpec, me, tx, `${where}.attach.attach`);
+      const child = await this.resolveAttach(body.attach as AttachSpec, me, tx, `${where}.attach.attach`);
       rec.holds.push(refOf(child));
       rec.spec.attach = { id: child.id };
       deps.device = { device_file: child.attached.device_file, readonly: child.attached.state.readonly === true };
@@ -173,7 +201,7 @@ export class Engine {
       deps.lowers = [];
       const ids: { id: number }[] = [];
       for (const [i, lower] of lowers.entries()) {
-        const child = await this.createMount(lower, me, tx, `${where}.overlay.lower[${i}]`);
+        const child = await this.resolveMount(lower, me, tx, `${where}.overlay.lower[${i}]`);
         if (rec.holds.some((h) => h.id === child.id)) throw badRequest(`${where}.overlay.lower[${i}]: mount ${child.id} is already a lower layer`);
         rec.holds.push(refOf(child));
         ids.push({ id: child.id });
@@ -184,7 +212,7 @@ export class Engine {
       const base = (body.base as string | undefined) ?? 'root';
       if (base === 'mount') {
         if (!body.mount) throw badRequest(`${where}.bind: base is "mount" but no "mount" is given`);
-        const child = await this.createMount(body.mount as MountSpec, me, tx, `${where}.bind.mount`);
+        const child = await this.resolveMount(body.mount as MountSpec, me, tx, `${where}.bind.mount`);
         rec.holds.push(refOf(child));
         rec.spec.mount = { id: child.id };
         deps.base = child.mounted.mountpoint;
@@ -222,11 +250,11 @@ export class Engine {
    * Delete an object. Refused (409, naming the users) while others hold it, unless `force`, which
    * deletes the users first, top-down. Children it defined go with it unless others still use them.
    */
-  async remove(ref: Ref, force: boolean): Promise<AnyRec> {
+  async remove(ref: Ref, force: boolean, howToForce = 'or use force=true'): Promise<AnyRec> {
     const rec = this.store.get(ref.type, ref.id);
     const users = this.store.holders(ref);
     if (users.length && !force) {
-      throw conflict(`${describeRec(rec)} is in use by ${users.map(describeRec).join(', ')} (delete those first, or use force=true)`);
+      throw conflict(`${describeRec(rec)} is in use by ${users.map(describeRec).join(', ')} (delete those first, ${howToForce})`);
     }
     for (const u of users) await this.remove(refOf(u), true);
     await this.teardown(rec);

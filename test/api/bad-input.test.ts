@@ -36,14 +36,18 @@ describe('bad input', () => {
     ['reference to a missing attachment', 'POST', '/mount', sqshOn({ id: 4242 }), 404, /no attachment with id 4242/],
     ['reference to a missing mount', 'POST', '/mount', { kind: 'overlay', overlay: { lower: [{ id: 4242 }] } }, 404, /no mount with id 4242/],
     ['kind without its definition', 'POST', '/mount', { kind: 'overlay' }, 400, /mount\.overlay.*missing/],
-    ['neither id nor kind', 'POST', '/mount', {}, 400, /either "id"/],
+    ['neither id nor kind', 'POST', '/mount', {}, 400, /^mount: give "kind" \(attach, bind, nfs, overlay, uri, rbd\) and its definition/],
     ['malformed JSON', 'POST', '/attach', '{"kind": "loopback", ', 400, /malformed JSON/],
     ['NFS without a kernel client', 'POST', '/mount', { kind: 'nfs', nfs: { host: '127.0.0.1', path: '/export' } }, 501, /NFS client/],
     ['iSCSI without an initiator', 'POST', '/attach', { kind: 'iscsi', iscsi: { host: '127.0.0.1', target: 'iqn.2020-01.x:y' } }, 501, /iSCSI initiator/],
     ['uri not implemented', 'POST', '/mount', { kind: 'uri', uri: { uri: 'http://127.0.0.1/x.tar' } }, 501, /not implemented/],
     ['delete without id', 'DELETE', '/attach', undefined, 400, /id/],
     ['delete of a missing object', 'DELETE', '/mount?id=999', undefined, 404, /no mount with id 999/],
-    ['unknown route', 'GET', '/imageapi/v1/nothing-here', undefined, 404, /not found|no route/],
+    ['unknown route', 'GET', '/imageapi/v1/nothing-here', undefined, 404, /^no route GET \/imageapi\/v1\/nothing-here: see \/docs/],
+    ['a REST-style path that does not exist', 'DELETE', '/attach/1', undefined, 404, /^no route DELETE \/attach\/1: see \/docs/],
+    ['no body', 'POST', '/attach', undefined, 415, /^POST \/attach takes a JSON object as its body \(content-type: application\/json\); got no body/],
+    ['no body on the typed route', 'POST', '/mount/overlay', undefined, 415, /takes a JSON object as its body/],
+    ['a JSON array as body', 'POST', '/mount', '[]', 400, /body.*must be object|must be a JSON object/],
     ['bad container name', 'POST', '/container', { name: 'a b', command: '/bin/sh', mount: { id: 0 } }, 400, /name/],
     ['unterminated quote in the command', 'POST', '/container', { command: '/bin/sh -c "echo', mount: { id: 0 } }, 400, /quote/],
   ];
@@ -61,6 +65,44 @@ describe('bad input', () => {
       assert.deepEqual(loopsOver(ctx.image, ctx.runDir), []);
     });
   }
+
+  it('a method the route does not have → 405 with an Allow header', async () => {
+    for (const base of ['', '/imageapi/v1']) {
+      const res = await fetch(`${ctx.agent.url}${base}/attach`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{}' });
+      const body = (await res.json()) as { code: number; message: string };
+      assert.equal(res.status, 405);
+      assert.equal(body.code, 405);
+      assert.match(body.message, /PUT is not allowed on .*attach \(allowed: /);
+      assert.deepEqual(res.headers.get('allow')?.split(', ').sort(), ['DELETE', 'GET', 'POST']);
+    }
+  });
+
+  it('an empty JSON body → 400 on every create route, nothing created', async () => {
+    for (const route of ['/attach', '/mount', '/container', '/attach/rbd', '/mount/rbd', '/mount/overlay']) {
+      const res = await fetch(`${ctx.agent.url}${route}`, { method: 'POST', headers: { 'content-type': 'application/json' } });
+      const body = (await res.json()) as { code: number; message: string };
+      assert.equal(res.status, 400, `${route}: ${JSON.stringify(body)}`);
+      assert.match(body.message, /needs a JSON object as its body|give "kind"|must have required property/);
+    }
+    assert.deepEqual((await ctx.agent.get('/attach')).body, []);
+    assert.deepEqual((await ctx.agent.get('/mount')).body, []);
+  });
+
+  it('the 409 of a typed delete advises what works on that route, and the advice works', async () => {
+    const m = await ctx.agent.post('/mount', sqshOn({ kind: 'loopback', loopback: { path: ctx.image, readonly: true } }));
+    assert.equal(m.status, 201, m.text);
+    const ov = await ctx.agent.post('/mount/overlay', { lower: [m.body.id] });
+    assert.equal(ov.status, 201, ov.text);
+    const c = await ctx.agent.post('/container', { mount: { id: ov.body.id, kind: 'overlay' }, command: '/bin/true' });
+    assert.equal(c.status, 201, c.text);
+    const refused = await ctx.agent.del(`/mount/overlay/${ov.body.id}`);
+    assert.equal(refused.status, 409, refused.text);
+    const advice = `DELETE /mount?id=${ov.body.id}&force=true`;
+    assert.ok(refused.body.message.includes(advice), refused.body.message);
+    assert.equal((await ctx.agent.del(advice.slice(7))).status, 200);
+    assert.equal((await ctx.agent.get(`/container?id=${c.body.id}`)).status, 404, 'force took the container with it');
+    assert.equal((await ctx.agent.del(`/mount?id=${m.body.id}`)).status, 200);
+  });
 
   it('a symlink out of a mount base → 400', async () => {
     const base = await ctx.agent.post('/mount', { kind: 'bind', bind: { path: join(ctx.runDir, 'files') } });

@@ -4,6 +4,7 @@
 import { Router, type Response } from 'express';
 import type { AttachSpec, MountOverlayV1, MountRbdV1, MountSpec, RbdV1, RequestedState } from '../../api/types.js';
 import { notFound } from '../../errors.js';
+import { jsonBody } from '../body.js';
 import type { AttachRec, MountRec } from '../../store/records.js';
 import type { Services } from '../services.js';
 
@@ -50,8 +51,9 @@ export function v1Routes(s: Services): Router {
     if (m.kind !== 'overlay') throw notFound(`mount ${id} is not an overlay mount (it is ${m.kind})`);
     return m;
   };
+  // The typed routes have no force; the generic route does it in one request.
   const drop = async (type: 'attach' | 'mount', id: number, res: Response) => {
-    await store.mutex.run(() => engine.remove({ type, id }, false));
+    await store.mutex.run(() => engine.remove({ type, id }, false, `or DELETE /${type}?id=${id}&force=true`));
     res.status(204).end();
   };
   const pid = (p: unknown) => Number(p);
@@ -61,7 +63,7 @@ export function v1Routes(s: Services): Router {
     res.json(store.list('attach').filter((a) => a.kind === 'rbd').map(rbdView));
   });
   r.post('/attach/rbd', async (req, res) => {
-    const spec: AttachSpec = { kind: 'rbd', rbd: req.body as RbdV1 };
+    const spec: AttachSpec = { kind: 'rbd', rbd: jsonBody<RbdV1>(req) };
     const rec = await engine.transaction((tx) => engine.createAttach(spec, 'user', tx, 'attach'));
     res.status(201).json(rbdView(rec));
   });
@@ -77,7 +79,7 @@ export function v1Routes(s: Services): Router {
     res.json(store.list('mount').filter(isRbdMount).map(rbdMountView));
   });
   r.post('/mount/rbd', async (req, res) => {
-    const spec: MountSpec = { kind: 'rbd', rbd: req.body as MountRbdV1 };
+    const spec: MountSpec = { kind: 'rbd', rbd: jsonBody<MountRbdV1>(req) };
     const rec = await engine.transaction((tx) => engine.createMount(spec, 'user', tx, 'mount'));
     res.status(201).json(rbdMountView(rec));
   });
@@ -93,7 +95,7 @@ export function v1Routes(s: Services): Router {
     res.json(store.list('mount').filter((m) => m.kind === 'overlay').map(overlayView));
   });
   r.post('/mount/overlay', async (req, res) => {
-    const body = req.body as MountOverlayV1;
+    const body = jsonBody<MountOverlayV1>(req);
     const lower = body.lower.map((l) => (typeof l === 'number' ? { id: l } : l));
     const spec: MountSpec = { kind: 'overlay', overlay: { lower } };
     const rec = await engine.transaction((tx) => engine.createMount(spec, 'user', tx, 'overlay'));

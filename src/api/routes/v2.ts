@@ -3,22 +3,30 @@
 import { Router } from 'express';
 import type { AttachSpec, ContainerSpec, MountSpec, RequestedState } from '../../api/types.js';
 import { badRequest } from '../../errors.js';
+import { jsonBody } from '../body.js';
 import type { Services } from '../services.js';
 import { q } from '../query.js';
 import { sendLog } from './log.js';
+
+/** A top-level create defines an object; an `id` there is a client mixing up create and read. */
+function noId(spec: { id?: number }, noun: string, route: string): void {
+  if (spec.id !== undefined) throw badRequest(`${route}.id: ids are given by the agent; to read ${noun} ${spec.id}, GET /${route}?id=${spec.id}`);
+}
 
 export function v2Routes(s: Services): Router {
   const r = Router();
   const { engine, views, containers, store } = s;
 
+  // Lookups by id (or name) answer 404 for an object that does not exist, as upstream does;
+  // a kind or state filter that matches nothing is an empty list.
   r.get('/attach', (req, res) => {
     const { id, kind } = q(req);
-    const list = store.list('attach').filter((a) => (id === undefined || a.id === id) && (!kind || a.kind === kind));
-    res.json(list.map((a) => views.attach(a)));
+    const list = id !== undefined ? [store.get('attach', id)] : store.list('attach');
+    res.json(list.filter((a) => !kind || a.kind === kind).map((a) => views.attach(a)));
   });
   r.post('/attach', async (req, res) => {
-    const spec = req.body as AttachSpec;
-    if (spec.id !== undefined) throw badRequest('attach.id: ids are given by the agent; to read attachment ' + spec.id + ', GET /attach?id=' + spec.id);
+    const spec = jsonBody<AttachSpec>(req);
+    noId(spec, 'attachment', 'attach');
     const rec = await engine.transaction((tx) => engine.createAttach(spec, 'user', tx, 'attach'));
     res.status(201).json(views.attach(rec));
   });
@@ -31,12 +39,12 @@ export function v2Routes(s: Services): Router {
 
   r.get('/mount', (req, res) => {
     const { id, kind } = q(req);
-    const list = store.list('mount').filter((m) => (id === undefined || m.id === id) && (!kind || m.kind === kind));
-    res.json(list.map((m) => views.mount(m)));
+    const list = id !== undefined ? [store.get('mount', id)] : store.list('mount');
+    res.json(list.filter((m) => !kind || m.kind === kind).map((m) => views.mount(m)));
   });
   r.post('/mount', async (req, res) => {
-    const spec = req.body as MountSpec;
-    if (spec.id !== undefined) throw badRequest('mount.id: ids are given by the agent; to read mount ' + spec.id + ', GET /mount?id=' + spec.id);
+    const spec = jsonBody<MountSpec>(req);
+    noId(spec, 'mount', 'mount');
     const rec = await engine.transaction((tx) => engine.createMount(spec, 'user', tx, 'mount'));
     res.status(201).json(views.mount(rec));
   });
@@ -53,13 +61,11 @@ export function v2Routes(s: Services): Router {
   });
   r.get('/container', (req, res) => {
     const { id, name, state } = q(req);
-    const list = store
-      .list('container')
-      .filter((c) => (id === undefined || c.id === id) && (name === undefined || c.name === name) && (!state || c.state === state));
-    res.json(list.map((c) => containers.view(c)));
+    const list = id !== undefined || name !== undefined ? [containers.select({ id, name })] : store.list('container');
+    res.json(list.filter((c) => !state || c.state === state).map((c) => containers.view(c)));
   });
   r.post('/container', async (req, res) => {
-    const rec = await containers.create(req.body as ContainerSpec);
+    const rec = await containers.create(jsonBody<ContainerSpec>(req));
     res.status(201).json(containers.view(rec));
   });
   r.delete('/container', async (req, res) => {

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Every benchmark in bench/: set-up (Debian packages, npm, build; crun for the comparison), then
-# each bench/*.ts that has a main (compiled to dist/bench/NAME.js), then a check that nothing was
-# left behind (mounts, loop devices, agents, helpers, cgroups). Needs root.
+# each bench/*.ts (compiled to dist/bench/NAME.js; shared code in bench/lib/), then a check that
+# nothing was left behind (mounts, loop devices, agents, helpers, crun containers, work
+# directories; each benchmark also checks its cgroups). Needs root.
 #   bench/run.sh [NAME …]        e.g. bench/run.sh container-start
-# Environment: BENCH_N, BENCH_WARMUP, … (see each benchmark's header).
+# Environment: BENCH_N, BENCH_WARMUP, BENCH_OBJECTS, … (see each benchmark's header and
+# bench/README.md). The last line of each benchmark is `NAME: ours X, ref Y, ratio R (goal G)`;
+# they are repeated at the end. Timings never fail the run; errors and leftovers do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 status=0
@@ -15,7 +18,8 @@ if ! bash scripts/setup.sh --tests; then
   [ -x native/build/imageapi-init ] && [ -f dist/src/main.js ] || exit 1
 fi
 missing=()
-for p in crun; do
+# crun: the reference runtime; wrk: the load generator (a second process, loopback only).
+for p in crun wrk; do
   command -v "$p" >/dev/null || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -30,12 +34,26 @@ if [ ${#names[@]} -eq 0 ]; then
   for f in bench/*.ts; do names+=("$(basename "$f" .ts)"); done
 fi
 tmp=${TMPDIR:-/tmp}
+results=()
+started=$SECONDS
+# ^C reaches the benchmark too, which cleans up and exits; then stop here (and still check for leftovers).
+interrupted=
+trap 'interrupted=1' INT TERM
 for name in "${names[@]}"; do
+  [ -z "$interrupted" ] || { echo "bench: interrupted"; status=1; break; }
   js=dist/bench/$name.js
   [ -f "$js" ] || { echo "bench: $js missing (is bench/$name.ts a benchmark?)"; status=1; continue; }
   echo "== $name"
-  node "$js" || status=1
+  t0=$SECONDS
+  out=$(mktemp)
+  node "$js" | tee -i "$out" || status=1
+  last=$(tail -n 1 "$out")
+  rm -f "$out"
+  case $last in "$name: ours "*) results+=("$last") ;; *) results+=("$name: no result") ;; esac
+  echo "($name: $((SECONDS - t0)) s)"
 done
+echo "== results ($((SECONDS - started)) s)"
+printf '%s\n' "${results[@]}"
 
 # Nothing may be left behind: the benchmarks' mounts, loop devices, agents, helpers and cgroups
 # (their work directories are $tmp/imageapi-bench-*).

@@ -27,4 +27,7 @@ const char *ia_error_text (const struct ia_error *err, char *buf, size_t len);
 
 void ia_error_free (struct ia_error **err);
 
+/* ia_error_free() when the variable goes out of scope. */
+#define cleanup_error __attribute__ ((cleanup (ia_error_free)))
+
 #endif

@@ -1,8 +1,9 @@
 /* The container's filesystem: private propagation, the root bind mount,
  * the API filesystems, device nodes, /dev links and pivot_root.
  * Runs in the container process, inside its new mount namespace. */
-#include "init.h"
+#include "mounts.h"
 #include "log.h"
+#include "utils.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,21 +24,12 @@ fd_path (char *buf, size_t len, int fd)
   snprintf (buf, len, "/proc/self/fd/%d", fd);
 }
 
-static void
-close_keep_errno (int fd)
-{
-  int saved = errno;
-  if (fd >= 0)
-    close (fd);
-  errno = saved;
-}
-
 int
 ia_open_dir_beneath (int dirfd, const char *rel, bool create, int *out, struct ia_error **err)
 {
   char path[PATH_MAX];
   char *comp, *save = NULL;
-  int fd;
+  cleanup_close int fd = -1;
 
   if (strlen (rel) >= sizeof path)
     return ia_error_make (err, ENAMETOOLONG, "opening /%s", rel);
@@ -58,19 +50,13 @@ ia_open_dir_beneath (int dirfd, const char *rel, bool create, int *out, struct i
       if (strcmp (comp, ".") == 0)
         continue;
       if (strcmp (comp, "..") == 0)
-        {
-          close (fd);
-          return ia_error_make (err, EINVAL, "path /%s contains \"..\"", rel);
-        }
+        return ia_error_make (err, EINVAL, "path /%s contains \"..\"", rel);
 
       next = openat (fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (next < 0 && errno == ENOENT && create)
         {
           if (mkdirat (fd, comp, 0755) < 0 && errno != EEXIST)
-            {
-              close_keep_errno (fd);
-              return ia_error_make (err, errno, "creating directory /%.*s", shown_len, shown);
-            }
+            return ia_error_make (err, errno, "creating directory /%.*s", shown_len, shown);
           next = openat (fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         }
       if (next < 0)
@@ -78,18 +64,13 @@ ia_open_dir_beneath (int dirfd, const char *rel, bool create, int *out, struct i
           int saved = errno;
           if ((saved == ENOTDIR || saved == ELOOP)
               && fstatat (fd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK (st.st_mode))
-            {
-              close (fd);
-              return ia_error_make (err, ELOOP, "/%.*s is a symbolic link",
-                                    shown_len, shown);
-            }
-          close (fd);
+            return ia_error_make (err, ELOOP, "/%.*s is a symbolic link", shown_len, shown);
           return ia_error_make (err, saved, "opening /%.*s", shown_len, shown);
         }
       close (fd);
       fd = next;
     }
-  *out = fd;
+  *out = steal_fd (&fd);
   return 0;
 }
 
@@ -133,16 +114,14 @@ mount_beneath (int rootfd, const char *label, const char *source, const char *ta
                const char *fstype, unsigned long flags, const char *data, struct ia_error **err)
 {
   char where[FD_PATH_MAX];
-  int fd, ret;
+  cleanup_close int fd = -1;
 
   if (ia_open_dir_beneath (rootfd, target, true, &fd, err) < 0)
     return ia_error_wrap (err, "%s", label);
   fd_path (where, sizeof where, fd);
-  ret = mount (source, where, fstype, flags, data);
-  if (ret < 0)
-    ret = ia_error_make (err, errno, "%s", label);
-  close_keep_errno (fd);
-  return ret;
+  if (mount (source, where, fstype, flags, data) < 0)
+    return ia_error_make (err, errno, "%s", label);
+  return 0;
 }
 
 static int
@@ -152,7 +131,7 @@ mount_sysfs (int rootfd, const struct ia_config *cfg, struct ia_error **err)
   struct mount_attr attr = {
     .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
   };
-  int fd;
+  cleanup_close int fd = -1;
 
   if (mount_beneath (rootfd, "mounting /sys", "sysfs", "sys", "sysfs", flags, NULL, err) == 0)
     return 0;
@@ -174,12 +153,8 @@ mount_sysfs (int rootfd, const struct ia_config *cfg, struct ia_error **err)
       fd_path (where, sizeof where, fd);
       if (errno != ENOSYS
           || mount (NULL, where, NULL, MS_BIND | MS_REMOUNT | flags, NULL) < 0)
-        {
-          close_keep_errno (fd);
-          return ia_error_make (err, errno, "mounting /sys: making /sys read-only");
-        }
+        return ia_error_make (err, errno, "mounting /sys: making /sys read-only");
     }
-  close (fd);
   return 0;
 }
 
@@ -254,6 +229,38 @@ ia_mount_filesystems (int rootfd, const struct ia_config *cfg, struct ia_error *
   return 0;
 }
 
+/* /dev/NAME below DEVFD: a new device node, or a bind mount of the
+ * host's when creating device nodes is not allowed. */
+static int
+make_device (int devfd, const char *name, unsigned int major, unsigned int minor, struct ia_error **err)
+{
+  char host[32], where[FD_PATH_MAX];
+  cleanup_close int fd = -1;
+
+  ia_log ("making device file /dev/%s", name);
+  if (mknodat (devfd, name, S_IFCHR | 0666, makedev (major, minor)) == 0)
+    {
+      /* Exact mode whatever the umask. */
+      if (fchmodat (devfd, name, 0666, 0) < 0)
+        return ia_error_make (err, errno, "making device file /dev/%s", name);
+      return 0;
+    }
+  if (errno != EPERM)
+    return ia_error_make (err, errno, "making device file /dev/%s", name);
+  fd = openat (devfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0666);
+  if (fd < 0)
+    return ia_error_make (err, errno, "making device file /dev/%s", name);
+  close (fd);
+  fd = openat (devfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return ia_error_make (err, errno, "making device file /dev/%s", name);
+  snprintf (host, sizeof host, "/dev/%s", name);
+  fd_path (where, sizeof where, fd);
+  if (mount (host, where, NULL, MS_BIND, NULL) < 0)
+    return ia_error_make (err, errno, "making device file /dev/%s", name);
+  return 0;
+}
+
 int
 ia_make_devices (int rootfd, struct ia_error **err)
 {
@@ -265,51 +272,13 @@ ia_make_devices (int rootfd, struct ia_error **err)
     { "null", 1, 3 }, { "zero", 1, 5 }, { "full", 1, 7 },
     { "tty", 5, 0 }, { "random", 1, 8 }, { "urandom", 1, 9 },
   };
-  int devfd;
-  size_t i;
+  cleanup_close int devfd = -1;
 
   if (ia_open_dir_beneath (rootfd, "dev", false, &devfd, err) < 0)
     return ia_error_wrap (err, "making device files");
-
-  for (i = 0; i < sizeof devices / sizeof devices[0]; i++)
-    {
-      const char *name = devices[i].name;
-      char host[32], where[FD_PATH_MAX];
-      int fd;
-
-      ia_log ("making device file /dev/%s", name);
-      if (mknodat (devfd, name, S_IFCHR | 0666, makedev (devices[i].major, devices[i].minor)) == 0)
-        {
-          /* Exact mode whatever the umask. */
-          if (fchmodat (devfd, name, 0666, 0) < 0)
-            goto fail;
-          continue;
-        }
-      if (errno != EPERM)
-        goto fail;
-      /* Not allowed to create device nodes: bind the host's node. */
-      fd = openat (devfd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0666);
-      if (fd < 0)
-        goto fail;
-      close (fd);
-      fd = openat (devfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-      if (fd < 0)
-        goto fail;
-      snprintf (host, sizeof host, "/dev/%s", name);
-      fd_path (where, sizeof where, fd);
-      if (mount (host, where, NULL, MS_BIND, NULL) < 0)
-        {
-          close_keep_errno (fd);
-          goto fail;
-        }
-      close (fd);
-      continue;
-
-    fail:
-      close_keep_errno (devfd);
-      return ia_error_make (err, errno, "making device file /dev/%s", name);
-    }
-  close (devfd);
+  for (size_t i = 0; i < sizeof devices / sizeof devices[0]; i++)
+    if (make_device (devfd, devices[i].name, devices[i].major, devices[i].minor, err) < 0)
+      return -1;
   return 0;
 }
 
@@ -326,19 +295,14 @@ ia_make_dev_links (int rootfd, struct ia_error **err)
     { "stdout", "/proc/self/fd/1" },
     { "stderr", "/proc/self/fd/2" },
   };
-  int devfd;
-  size_t i;
+  cleanup_close int devfd = -1;
 
   ia_log ("creating the /dev links");
   if (ia_open_dir_beneath (rootfd, "dev", false, &devfd, err) < 0)
     return ia_error_wrap (err, "creating the /dev links");
-  for (i = 0; i < sizeof links / sizeof links[0]; i++)
+  for (size_t i = 0; i < sizeof links / sizeof links[0]; i++)
     if (symlinkat (links[i].target, devfd, links[i].name) < 0)
-      {
-        close_keep_errno (devfd);
-        return ia_error_make (err, errno, "creating the /dev links: /dev/%s", links[i].name);
-      }
-  close (devfd);
+      return ia_error_make (err, errno, "creating the /dev links: /dev/%s", links[i].name);
   return 0;
 }
 

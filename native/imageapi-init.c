@@ -61,16 +61,32 @@ struct ia_clone_args
   uint64_t set_tid, set_tid_size, cgroup;
 };
 
-/* Set (to anything) only by test/native/init-helper.sh: no clone3, every
- * --cgroup is joined by writing cgroup.procs, as on kernels before 5.7. */
-#define ENV_NO_CLONE3 "IMAGEAPI_INIT_NO_CLONE3"
-
 #define EXIT_USAGE 2
 #define EXIT_FAILED 1
 
 static struct ia_config cfg = { .ready_fd = -1, .workdir = "/" };
 static struct ia_cgroups cgroups = { .born_in = -1 };
 static bool log_is_set_up;
+
+/* ------------------------------------------------------ test hooks */
+
+#ifdef IMAGEAPI_TEST_HOOKS
+/* Only in the test build (native/build/test/imageapi-init, see the
+ * Makefile), for test/native/init-helper.sh: clone3 fails as on a kernel
+ * before 5.3, so that the clone() + cgroup.procs fallback runs. */
+static long
+sys_clone3 (struct ia_clone_args *args, size_t size)
+{
+  errno = ENOSYS;
+  return -1;
+}
+#else
+static long
+sys_clone3 (struct ia_clone_args *args, size_t size)
+{
+  return syscall (SYS_clone3, args, size);
+}
+#endif
 
 /* ------------------------------------------------------ reporting */
 
@@ -214,7 +230,7 @@ static pid_t
 clone_container (void)
 {
   long index = -1;
-  cleanup_close int cgfd = getenv (ENV_NO_CLONE3) == NULL ? ia_cgroups_open_first_v2 (&cgroups, &index) : -1;
+  cleanup_close int cgfd = ia_cgroups_open_first_v2 (&cgroups, &index);
 
   if (cgfd >= 0)
     {
@@ -227,7 +243,7 @@ clone_container (void)
       args.cgroup = (uint64_t) cgfd;
       /* Set before the clone: the child sees the value of its attempt. */
       cgroups.born_in = index;
-      ret = syscall (SYS_clone3, &args, sizeof args);
+      ret = sys_clone3 (&args, sizeof args);
       if (ret >= 0)
         return (pid_t) ret;
       cgroups.born_in = -1;

@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
 # Real-kernel tests of native/build/imageapi-init (the container init helper).
-#   bash test/native/init-helper.sh
-# Needs root, busybox-static and squashfs-tools.  Builds the helper, builds
-# the busybox fixture into a temporary directory, starts containers and
-# checks the log, the ready/pidfile/status protocol, namespaces, mounts and
-# cgroups.  Everything it creates (processes, mounts, loop devices, cgroup
-# directories, temporary files) is removed on exit, also after a failure.
+#   bash test/native/init-helper.sh [--fallback]
+# Needs root, busybox-static and squashfs-tools.  Builds the helper and its
+# test build (make -C native all test-build), builds the busybox fixture into
+# a temporary directory, starts containers and checks the log, the
+# ready/pidfile/status protocol, namespaces, mounts and cgroups.  Everything
+# it creates (processes, mounts, loop devices, cgroup directories, temporary
+# files) is removed on exit, also after a failure.
 # Last line of output: "N passed, M failed"; exit status 1 if M > 0.
-# IMAGEAPI_INIT_NO_CLONE3=1 runs the tests on the fallback path (plain clone,
-# the supervisor writes cgroup.procs), as on kernels before 5.7; the strace
-# checks of test 11 always look at both paths.
+# The fallback path (plain clone, the supervisor writes cgroup.procs), as on
+# kernels before 5.7, is tested with the test build native/build/test/
+# imageapi-init (-DIMAGEAPI_TEST_HOOKS: clone3 fails with ENOSYS); with
+# --fallback every test runs on that build.  The strace checks of test 11
+# always look at both paths.
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-helper=$repo/native/build/imageapi-init
+prod_helper=$repo/native/build/imageapi-init
+test_helper=$repo/native/build/test/imageapi-init
+helper=$prod_helper
+case "${1:-}" in
+  "") ;;
+  --fallback) helper=$test_helper ;;
+  *) echo "usage: init-helper.sh [--fallback]" >&2; echo "0 passed, 1 failed"; exit 1 ;;
+esac
 
 if [ "$(id -u)" != 0 ]; then
   echo "init-helper.sh: needs root" >&2
@@ -64,8 +74,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------------ setup
-make -s -C "$repo/native" >"$work/make.out" 2>&1 || { cat "$work/make.out"; bad "build" "make -C native failed"; echo "$passed passed, $failed failed"; exit 1; }
-ok "make -C native"
+make -s -C "$repo/native" all test-build >"$work/make.out" 2>&1 ||
+  { cat "$work/make.out"; bad "build" "make -C native all test-build failed"; echo "$passed passed, $failed failed"; exit 1; }
+ok "make -C native all test-build"
 
 bash "$repo/test/fixtures/busybox-image.sh" "$work/bb.sqsh" "$work/bbroot" >/dev/null ||
   { bad "fixture" "busybox-image.sh failed"; echo "$passed passed, $failed failed"; exit 1; }
@@ -87,15 +98,17 @@ for d in "$v2" "$v2/c" "$v2/s" "$v2/f" "$v2/b" "$v2/o" "$v2/e" "$v1" "$v1/c" "$v
   mkdir "$d" && cgroups+=("$d")
 done
 
-# start NAME HELPER-ARGS... -- COMMAND...: runs the helper in the
+# start NAME HELPER-ARGS... -- COMMAND...: runs $helper in the
 # background with --log/--pidfile/--status/--ready-fd in $work/NAME and
 # waits for its ready line.  Sets D, SPID, READY, CPID.
-start() {
-  local name=$1; shift
+# start_with HELPER NAME ...: the same with another helper binary.
+start() { start_with "$helper" "$@"; }
+start_with() {
+  local bin=$1 name=$2; shift 2
   D=$work/$name
   mkdir -p "$D"
   mkfifo "$D/ready.fifo"
-  "$helper" --log "$D/log" --pidfile "$D/pid" --status "$D/status" --ready-fd 3 "$@" \
+  "$bin" --log "$D/log" --pidfile "$D/pid" --status "$D/status" --ready-fd 3 "$@" \
     3>"$D/ready.fifo" </dev/null >"$D/out" 2>&1 &
   SPID=$!
   supervisors+=("$SPID")
@@ -343,23 +356,22 @@ check "ready ok" test -n "$CPID"
 wait "$SPID"; check_eq "supervisor exit status 0" 0 "$?"
 cgroups_seen born b b
 # The old path, as on kernels without clone3 CLONE_INTO_CGROUP (< 5.7).
-IMAGEAPI_INIT_NO_CLONE3=1 start noclone3 --root "$work/bbroot" --cgroup "$v2/o" --cgroup "$v1/o" -- /bin/sh -c 'cat /proc/self/cgroup'
+start_with "$test_helper" noclone3 --root "$work/bbroot" --cgroup "$v2/o" --cgroup "$v1/o" -- /bin/sh -c 'cat /proc/self/cgroup'
 check "fallback: ready ok" test -n "$CPID"
 wait "$SPID"; check_eq "fallback: supervisor exit status 0" 0 "$?"
 cgroups_seen noclone3 o o
 if command -v strace >/dev/null; then
-  # trace_start NAME ENV... : the helper under strace -f, v2 group b, v1 group b.
+  # trace_start NAME HELPER: HELPER under strace -f, v2 group b, v1 group b.
   trace_start() {
-    local name=$1; shift
-    mkdir -p "$work/$name"
-    env -u IMAGEAPI_INIT_NO_CLONE3 "$@" strace -f -qq -o "$work/$name/strace" -e trace=clone,clone3,openat,write "$helper" --root "$work/bbroot" \
-      --log "$work/$name/log" --cgroup "$v2/b" --cgroup "$v1/b" -- /bin/true </dev/null >/dev/null 2>&1
+    mkdir -p "$work/$1"
+    strace -f -qq -o "$work/$1/strace" -e trace=clone,clone3,openat,write "$2" --root "$work/bbroot" \
+      --log "$work/$1/log" --cgroup "$v2/b" --cgroup "$v1/b" -- /bin/true </dev/null >/dev/null 2>&1
   }
-  trace_start trace
+  trace_start trace "$prod_helper"
   check_grep "the container process is created by clone3 CLONE_INTO_CGROUP" 'clone3\(\{flags=[^}]*CLONE_INTO_CGROUP' "$work/trace/strace"
   check "no cgroup.procs is written" bash -c "! grep -q 'cgroup.procs' '$work/trace/strace'"
   check_grep "the container joins its v1 group itself (0 to tasks)" "openat\(AT_FDCWD, \"$v1/b/tasks\", O_WRONLY" "$work/trace/strace"
-  trace_start trace-noclone3 IMAGEAPI_INIT_NO_CLONE3=1
+  trace_start trace-noclone3 "$test_helper"
   check "fallback: no clone3" bash -c "! grep -q 'clone3(' '$work/trace-noclone3/strace'"
   check_grep "fallback: the supervisor writes the v2 cgroup.procs" "openat\(AT_FDCWD, \"$v2/b/cgroup.procs\", O_WRONLY" "$work/trace-noclone3/strace"
 else

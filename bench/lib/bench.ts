@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { cgroupLayout, groupName } from '../../src/sys/cgroups.js';
 import { forceCleanup, loopsOver, mountsUnder, processesWith } from '../../test/helpers/leaks.js';
 import { Agent, type AgentOptions } from './agent.js';
-import { BUSYBOX_IMAGE, HELPER, MAIN } from './common.js';
+import { BUSYBOX_IMAGE, HELPER, ignoreInterrupts, MAIN } from './common.js';
 import { CrunSide } from './crun.js';
 import { deleteAll } from './populate.js';
 
@@ -62,6 +62,7 @@ export class Bench {
 
   /** Tear everything down; returns what is still left (empty when clean). */
   async cleanup(failed: boolean): Promise<string[]> {
+    ignoreInterrupts();
     for (const c of this.cruns) await c.stop().catch((e) => this.log(`crun side: ${e}`));
     for (const a of this.agents) {
       if (!a.alive) continue;
@@ -98,7 +99,8 @@ export function runBench(name: string, body: (b: Bench) => Promise<string>): voi
       report = await body(b);
     } catch (err) {
       failed = true;
-      process.stderr.write(`${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      const msg = err instanceof Error ? (/^interrupted/.test(err.message) ? err.message : (err.stack ?? err.message)) : String(err);
+      process.stderr.write(`${name}: ${msg}\n`);
     } finally {
       const leaks = await b.cleanup(failed);
       if (leaks.length) {

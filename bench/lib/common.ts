@@ -33,10 +33,15 @@ export function envList(name: string, dflt: number[]): number[] {
 }
 
 // ^C or SIGTERM: stop after the current step and clean up (the agent would leave its mounts).
-export let interrupted: string | null = null;
+let interrupted: string | null = null;
+let cleaningUp = false;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => (interrupted = sig));
 export function checkInterrupted(): void {
-  if (interrupted) throw new Error(`interrupted (${interrupted}): cleaning up`);
+  if (interrupted && !cleaningUp) throw new Error(`interrupted (${interrupted}): cleaning up`);
+}
+/** From now on (the cleanup) a ^C no longer stops anything: the cleanup must finish. */
+export function ignoreInterrupts(): void {
+  cleaningUp = true;
 }
 
 /** `fn(i)` for i in 0..n-1, at most `parallel` at a time; stops early on ^C or the first error. */
@@ -48,7 +53,7 @@ export async function pool<T>(n: number, parallel: number, fn: (i: number) => Pr
     while (next < n && failed === null) {
       const i = next++;
       try {
-        if (interrupted) throw new Error(`interrupted (${interrupted}): cleaning up`);
+        checkInterrupted();
         out[i] = await fn(i);
       } catch (err) {
         failed ??= err;

@@ -7,13 +7,13 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createApp } from './api/app.js';
 import type { LoadedSpec } from './api/spec.js';
-import { attachDrivers } from './attach/index.js';
+import { attachDrivers } from './attach/registry.js';
 import type { Config } from './config.js';
 import { ContainerManager } from './container/manager.js';
-import { mountDrivers } from './mount/index.js';
-import { Engine } from './store/engine.js';
+import { mountDrivers } from './mount/registry.js';
+import { Engine } from './core/engine.js';
 import { Store } from './store/store.js';
-import { Views } from './store/views.js';
+import { Views } from './api/views.js';
 
 export interface Agent {
   /** Addresses listened on, e.g. `http://127.0.0.1:8080`, `unix:/var/run/imageapi.sock`. */

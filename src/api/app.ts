@@ -6,8 +6,8 @@ import type { Logger } from 'pino';
 import swaggerUi from 'swagger-ui-express';
 import { normalizeBody } from './body.js';
 import { errorHandler, notFoundHandler } from './errors.js';
-import { v1Routes } from './routes/v1.js';
-import { v2Routes } from './routes/v2.js';
+import { v1Routes } from './routes/typed-v01.js';
+import { v2Routes } from './routes/generic-v02.js';
 import type { Services } from './services.js';
 import type { LoadedSpec } from './spec.js';
 

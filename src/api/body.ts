@@ -4,7 +4,7 @@
 // this agent: a `null` object property is dropped before validation, so defaults apply and a
 // required field is still reported missing by name.
 import type { Request, RequestHandler } from 'express';
-import { badRequest } from '../errors.js';
+import { badRequest } from '../model/errors.js';
 
 /** A copy of `value` without its `null` object properties, at every depth (array items stay). */
 export function dropNulls(value: unknown): unknown {

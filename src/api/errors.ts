@@ -3,7 +3,7 @@
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
 import type { Logger } from 'pino';
-import { ApiError } from '../errors.js';
+import { ApiError } from '../model/errors.js';
 
 /** Where a client that took a wrong turn can read what exists. */
 const SEE_DOCS = 'see /docs (Swagger UI) or /imageapi/v1/swagger.yaml for the routes';

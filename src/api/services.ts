@@ -1,8 +1,8 @@
 // What the HTTP handlers are given: the store, the engine, the views and the container manager.
 import type { ContainerManager } from '../container/manager.js';
-import type { Engine } from '../store/engine.js';
+import type { Engine } from '../core/engine.js';
 import type { Store } from '../store/store.js';
-import type { Views } from '../store/views.js';
+import type { Views } from './views.js';
 
 export interface Services {
   store: Store;

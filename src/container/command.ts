@@ -1,6 +1,6 @@
 // Splitting a command line into words the way a POSIX shell does (quotes and backslashes
 // honoured), without running a shell: no expansion, no globbing, no operators.
-import { badRequest } from '../errors.js';
+import { badRequest } from '../model/errors.js';
 
 export function splitCommand(line: string): string[] {
   const words: string[] = [];

@@ -3,7 +3,7 @@
 // are resolved relative to the image's root, never the host's.
 import { lstat, readlink, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { badRequest } from '../errors.js';
+import { badRequest } from '../model/errors.js';
 
 const PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 const MAX_LINKS = 40;

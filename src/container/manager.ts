@@ -4,12 +4,12 @@
 // a restarted agent reads it.
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ContainerSpec, Namespace, RequestedState } from '../api/types.js';
-import { ApiError, badRequest, conflict, notImplemented } from '../errors.js';
-import type { Engine } from '../store/engine.js';
+import type { ContainerSpec, Namespace, RequestedState } from '../model/types.js';
+import { ApiError, badRequest, conflict, notImplemented } from '../model/errors.js';
+import type { Engine } from '../core/engine.js';
 import type { ContainerRec, MountRec } from '../store/records.js';
 import { refOf } from '../store/records.js';
-import type { Views } from '../store/views.js';
+import type { Views } from '../api/views.js';
 import { createCgroups, freezeCgroups, killCgroups, removeCgroups } from '../sys/cgroups.js';
 import { launchDetached, processStartTime } from '../sys/detached.js';
 import { splitCommand } from './command.js';

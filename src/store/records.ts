@@ -1,6 +1,6 @@
 // The records the store keeps. A record's `spec` is the kind-specific part of what the user asked
 // for, with every nested child replaced by a reference `{id}`; `holds` lists those children.
-import type { AttachKind, MountKind, ContainerState, Namespace } from '../api/types.js';
+import type { AttachKind, MountKind, ContainerState, Namespace } from '../model/types.js';
 import type { Attached } from '../attach/driver.js';
 import type { Mounted } from '../mount/driver.js';
 

@@ -1,7 +1,7 @@
 // The store owns ids, names, references and persistence. It does no kernel work itself.
 import { join } from 'node:path';
-import { conflict, notFound } from '../errors.js';
-import { Mutex } from './lock.js';
+import { conflict, notFound } from '../model/errors.js';
+import { Mutex } from '../util/mutex.js';
 import { Saver, readJson } from './persist.js';
 import type { AnyRec, AttachRec, ContainerRec, MountRec, ObjType, Ref } from './records.js';
 import { nounOf, sameRef, withoutSecrets } from './records.js';

@@ -1,7 +1,7 @@
 // The one way this project runs an external tool: argv arrays (never a shell string), a timeout,
 // bounded output, and stderr kept for the error message.
 import { execa } from 'execa';
-import { ApiError } from '../errors.js';
+import { ApiError } from '../model/errors.js';
 
 export interface RunOptions {
   timeoutMs?: number;

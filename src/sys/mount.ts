@@ -1,6 +1,6 @@
 // mount(8)/umount(8) and what the kernel can mount. The one place that mounts or unmounts.
 import { readFile, rm, rmdir } from 'node:fs/promises';
-import { badRequest, notImplemented } from '../errors.js';
+import { badRequest, notImplemented } from '../model/errors.js';
 import { run } from './exec.js';
 import { mountsUnder } from './mountinfo.js';
 

@@ -1,7 +1,7 @@
 // Confining user-supplied paths to their base directory: no `..`, no escape through symlinks.
 import { realpath } from 'node:fs/promises';
 import { isAbsolute, join, normalize, sep } from 'node:path';
-import { badRequest, fromFsError } from '../errors.js';
+import { badRequest, fromFsError } from '../model/errors.js';
 
 /**
  * Resolve `path` (relative to `base`, a leading `/` meaning the base itself) to a real path that

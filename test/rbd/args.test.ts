@@ -2,7 +2,7 @@
 // client files' text, error classification, identity and redaction. No cluster needed.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ApiError } from '../../src/errors.js';
+import { ApiError } from '../../src/model/errors.js';
 import { clientConfText, keyringText } from '../../src/attach/rbd/cephconf.js';
 import { rbdDriver, rbdIdentity } from '../../src/attach/rbd/index.js';
 import { krbdMapArgs, krbdUnmapArgs, parseMapOutput, sysfsMatches } from '../../src/attach/rbd/krbd.js';

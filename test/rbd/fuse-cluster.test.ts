@@ -8,7 +8,7 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import type { Attached, DriverContext } from '../../src/attach/driver.js';
 import { rbdDriver } from '../../src/attach/rbd/index.js';
 import type { RbdOptions, RbdSpec } from '../../src/attach/rbd/types.js';
-import { ApiError } from '../../src/errors.js';
+import { ApiError } from '../../src/model/errors.js';
 import {
   type Cluster,
   cephSkipReason,

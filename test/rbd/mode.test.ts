@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { pino } from 'pino';
 import { rbdDriver } from '../../src/attach/rbd/index.js';
 import { chooseMode, hostFacts, parseModeSetting, type HostFacts } from '../../src/attach/rbd/mode.js';
-import { ApiError } from '../../src/errors.js';
+import { ApiError } from '../../src/model/errors.js';
 
 const none: HostFacts = { krbd: false, nbdKernel: false, rbd: false, rbdNbd: false, rbdFuse: false, fuse: false };
 const tools = { rbd: true, rbdNbd: true, rbdFuse: true };

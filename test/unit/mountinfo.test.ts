@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { describeError } from '../../src/api/errors.js';
-import { ApiError } from '../../src/errors.js';
+import { ApiError } from '../../src/model/errors.js';
 import { parseMountinfo } from '../../src/sys/mountinfo.js';
 
 describe('mountinfo parsing', () => {

@@ -1,7 +1,7 @@
 // GET /container/log: the log file, its last N lines, or followed while the container runs.
 import { open, stat } from 'node:fs/promises';
 import type { Request, Response } from 'express';
-import { notFound } from '../../errors.js';
+import { notFound } from '../../model/errors.js';
 import type { ContainerRec } from '../../store/records.js';
 import type { Store } from '../../store/store.js';
 import { boolParam, intParam } from '../query.js';

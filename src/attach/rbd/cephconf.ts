@@ -2,7 +2,7 @@
 // directory of the agent's run-dir. The key lives only in the keyring file.
 import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { internal } from '../../errors.js';
+import { internal } from '../../model/errors.js';
 import { libradosSettings } from './options.js';
 import type { Resolved } from './spec.js';
 

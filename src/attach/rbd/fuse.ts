@@ -9,7 +9,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { conflict, internal, notImplemented } from '../../errors.js';
+import { conflict, internal, notImplemented } from '../../model/errors.js';
 import { run } from '../../sys/exec.js';
 import { loopAttach, loopBackingFile, loopDetach, loopReadonly } from '../../sys/loop.js';
 import { mountAt } from '../../sys/mountinfo.js';

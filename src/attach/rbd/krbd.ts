@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { internal } from '../../errors.js';
+import { internal } from '../../model/errors.js';
 import { run } from '../../sys/exec.js';
 import type { Attached, DriverContext } from '../driver.js';
 import { writeClientFiles } from './cephconf.js';

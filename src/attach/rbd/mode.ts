@@ -3,7 +3,7 @@
 // or leaves it to `auto`.
 import { access, constants } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
-import { internal, notImplemented } from '../../errors.js';
+import { internal, notImplemented } from '../../model/errors.js';
 import type { RbdMode, RbdModeSetting } from './types.js';
 
 /** What the host offers; gathered by hostFacts(), given by hand in tests. */

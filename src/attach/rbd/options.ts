@@ -1,6 +1,6 @@
 // How each RbdOptions field reaches each path: a krbd map option, a librados setting for the
 // userspace paths (rbd-fuse, rbd-nbd), something the agent does itself, or a refusal with the reason.
-import { badRequest } from '../../errors.js';
+import { badRequest } from '../../model/errors.js';
 import type { RbdMode, RbdOptions } from './types.js';
 
 /** Fields every path handles outside the option string. */

@@ -2,7 +2,7 @@
 // bounded by mount_timeout. Its failure says precisely what is wrong (key, pool, namespace,
 // image, snapshot, permissions, unreachable monitors), as a 4xx or a 504.
 import { readFile, rm } from 'node:fs/promises';
-import { ApiError, badRequest, internal, notFound } from '../../errors.js';
+import { ApiError, badRequest, internal, notFound } from '../../model/errors.js';
 import { redact, run } from '../../sys/exec.js';
 import type { ClientFiles } from './cephconf.js';
 import { imageSpec, type Resolved } from './spec.js';

@@ -1,7 +1,7 @@
 // Checking an RBD spec and deriving what every path needs from it: the cephx user and key, the
 // namespace, the timeout, the monitor list in Ceph's own syntax, and the image's identity.
 import { REDACTED } from '../../store/records.js';
-import { badRequest } from '../../errors.js';
+import { badRequest } from '../../model/errors.js';
 import type { RbdOptions, RbdSpec } from './types.js';
 
 export const DEFAULT_USER = 'admin';

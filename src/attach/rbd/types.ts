@@ -1,5 +1,5 @@
 // RBD attachment spec (from swagger.yaml's `attach_rbd` / `rbd_options`) and driver-private state.
-import type { AttachRbd } from '../../api/types.js';
+import type { AttachRbd } from '../../model/types.js';
 
 type AttachRbdOptions = NonNullable<AttachRbd['options']>;
 

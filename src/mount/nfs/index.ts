@@ -1,9 +1,9 @@
 // nfs: an NFS export, through mount(8) (nfs-common's mount.nfs does the RPC work).
-import type { MountNfs } from '../api/types.js';
-import { notImplemented } from '../errors.js';
-import { checkOptions, kernelFilesystems, mount, unmountTree } from '../sys/mount.js';
-import { mountAt } from '../sys/mountinfo.js';
-import type { MountDriver } from './driver.js';
+import type { MountNfs } from '../../model/types.js';
+import { notImplemented } from '../../model/errors.js';
+import { checkOptions, kernelFilesystems, mount, unmountTree } from '../../sys/mount.js';
+import { mountAt } from '../../sys/mountinfo.js';
+import type { MountDriver } from '../driver.js';
 
 export const nfsDriver: MountDriver<MountNfs> = {
   kind: 'nfs',

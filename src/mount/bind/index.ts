@@ -1,11 +1,11 @@
 // bind: a directory of the host's root, or of another mount, bound at the mountpoint.
 import { stat } from 'node:fs/promises';
-import type { MountBind } from '../api/types.js';
-import { badRequest } from '../errors.js';
-import { mount, remount, unmountTree } from '../sys/mount.js';
-import { mountAt, mountsUnder } from '../sys/mountinfo.js';
-import { resolveWithin } from '../sys/paths.js';
-import type { MountDriver } from './driver.js';
+import type { MountBind } from '../../model/types.js';
+import { badRequest } from '../../model/errors.js';
+import { mount, remount, unmountTree } from '../../sys/mount.js';
+import { mountAt, mountsUnder } from '../../sys/mountinfo.js';
+import { resolveWithin } from '../../sys/paths.js';
+import type { MountDriver } from '../driver.js';
 
 export const bindDriver: MountDriver<MountBind> = {
   kind: 'bind',

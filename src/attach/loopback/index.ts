@@ -1,10 +1,10 @@
 // loopback: a loop device over a file under the host's root or inside another mount.
 import { access, constants, stat } from 'node:fs/promises';
-import type { AttachLoopback } from '../api/types.js';
-import { badRequest, fromFsError } from '../errors.js';
-import { loopAttach, loopBackingFile, loopDetach, loopReadonly } from '../sys/loop.js';
-import { resolveWithin } from '../sys/paths.js';
-import type { AttachDriver } from './driver.js';
+import type { AttachLoopback } from '../../model/types.js';
+import { badRequest, fromFsError } from '../../model/errors.js';
+import { loopAttach, loopBackingFile, loopDetach, loopReadonly } from '../../sys/loop.js';
+import { resolveWithin } from '../../sys/paths.js';
+import type { AttachDriver } from '../driver.js';
 
 /** The store resolves `mount` to a mountpoint and passes it as `base_dir` (not part of the API). */
 export type LoopbackSpec = AttachLoopback & { base_dir?: string };

@@ -2,14 +2,14 @@
 // and keeps the store's references true: depth-first creation with rollback, top-down deletion.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AttachSpec, MountSpec } from '../api/types.js';
+import type { AttachSpec, MountSpec } from '../model/types.js';
 import type { AttachDriver, DriverContext } from '../attach/driver.js';
-import { ApiError, badRequest, conflict, notImplemented, toApiError } from '../errors.js';
+import { ApiError, badRequest, conflict, notImplemented, toApiError } from '../model/errors.js';
 import type { MountDeps, MountDriver } from '../mount/driver.js';
 import { removeDir } from '../sys/mount.js';
-import type { AnyRec, AttachRec, ContainerRec, MountRec, Owner, Ref } from './records.js';
-import { describeRec, refOf, sameRef } from './records.js';
-import type { Store } from './store.js';
+import type { AnyRec, AttachRec, ContainerRec, MountRec, Owner, Ref } from '../store/records.js';
+import { describeRec, refOf, sameRef } from '../store/records.js';
+import type { Store } from '../store/store.js';
 import { Tx } from './tx.js';
 
 export interface Drivers {

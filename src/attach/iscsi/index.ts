@@ -3,9 +3,9 @@
 // support at all, so an initiator could not be exercised, and an untested login path is not
 // offered as working.
 import { access } from 'node:fs/promises';
-import type { AttachIscsi } from '../api/types.js';
-import { notImplemented } from '../errors.js';
-import type { AttachDriver } from './driver.js';
+import type { AttachIscsi } from '../../model/types.js';
+import { notImplemented } from '../../model/errors.js';
+import type { AttachDriver } from '../driver.js';
 
 async function hasInitiator(): Promise<boolean> {
   return access('/sys/class/iscsi_transport').then(

@@ -1,8 +1,8 @@
 // The generic v0.2 routes: /attach, /mount, /container. Thin: select, call the engine or the
 // container manager, render.
 import { Router } from 'express';
-import type { AttachSpec, ContainerSpec, MountSpec, RequestedState } from '../../api/types.js';
-import { badRequest } from '../../errors.js';
+import type { AttachSpec, ContainerSpec, MountSpec, RequestedState } from '../../model/types.js';
+import { badRequest } from '../../model/errors.js';
 import { jsonBody } from '../body.js';
 import type { Services } from '../services.js';
 import { q } from '../query.js';

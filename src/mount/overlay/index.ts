@@ -2,11 +2,11 @@
 // the agent keeps under its run-dir, so the mount is writable and the lowers stay untouched.
 import { mkdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { MountOverlay } from '../api/types.js';
-import { badRequest } from '../errors.js';
-import { checkOptions, mount, removeDir, requireFilesystem, unmountTree } from '../sys/mount.js';
-import { mountAt } from '../sys/mountinfo.js';
-import type { MountDriver } from './driver.js';
+import type { MountOverlay } from '../../model/types.js';
+import { badRequest } from '../../model/errors.js';
+import { checkOptions, mount, removeDir, requireFilesystem, unmountTree } from '../../sys/mount.js';
+import { mountAt } from '../../sys/mountinfo.js';
+import type { MountDriver } from '../driver.js';
 
 // mount(2) takes the option string in one page; longer lowerdir lists fail with a misleading error.
 const MAX_DATA = 4000;

@@ -1,8 +1,8 @@
 // The attachment drivers, by kind.
 import type { AttachDriver } from './driver.js';
-import { iscsiDriver } from './iscsi.js';
-import { localDriver } from './local.js';
-import { loopbackDriver } from './loopback.js';
+import { iscsiDriver } from './iscsi/index.js';
+import { localDriver } from './local/index.js';
+import { loopbackDriver } from './loopback/index.js';
 import { rbdDriver } from './rbd/index.js';
 
 export const attachDrivers: Record<string, AttachDriver<any>> = {

@@ -1,8 +1,8 @@
 // local: an existing block device of the host; the agent only keeps a reference to it.
 import { stat } from 'node:fs/promises';
-import type { AttachLocal } from '../api/types.js';
-import { badRequest, fromFsError } from '../errors.js';
-import type { AttachDriver } from './driver.js';
+import type { AttachLocal } from '../../model/types.js';
+import { badRequest, fromFsError } from '../../model/errors.js';
+import type { AttachDriver } from '../driver.js';
 
 async function isBlockDevice(path: string): Promise<boolean> {
   return stat(path).then(

@@ -1,9 +1,9 @@
 // How objects look through the API: the store's records rendered with their children expanded,
 // `refs` counted, and secrets redacted by each driver's describe().
-import type { AttachSpec, MountSpec } from '../api/types.js';
-import type { Drivers } from './engine.js';
-import type { AttachRec, MountRec } from './records.js';
-import type { Store } from './store.js';
+import type { AttachSpec, MountSpec } from '../model/types.js';
+import type { Drivers } from '../core/engine.js';
+import type { AttachRec, MountRec } from '../store/records.js';
+import type { Store } from '../store/store.js';
 
 export class Views {
   constructor(

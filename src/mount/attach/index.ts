@@ -1,9 +1,9 @@
 // attach: a filesystem on an attachment's block device.
-import type { MountAttach } from '../api/types.js';
-import { badRequest } from '../errors.js';
-import { checkOptions, mount, requireFilesystem, unmountTree } from '../sys/mount.js';
-import { mountAt } from '../sys/mountinfo.js';
-import type { MountDriver } from './driver.js';
+import type { MountAttach } from '../../model/types.js';
+import { badRequest } from '../../model/errors.js';
+import { checkOptions, mount, requireFilesystem, unmountTree } from '../../sys/mount.js';
+import { mountAt } from '../../sys/mountinfo.js';
+import type { MountDriver } from '../driver.js';
 
 export const attachMountDriver: MountDriver<MountAttach> = {
   kind: 'attach',

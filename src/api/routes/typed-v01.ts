@@ -2,8 +2,8 @@
 // /mount/overlay, /container/{id}, /container/byname/{name}. Deletes answer 204, and deleting a
 // running container stops it first.
 import { Router, type Response } from 'express';
-import type { AttachSpec, MountOverlayV1, MountRbdV1, MountSpec, RbdV1, RequestedState } from '../../api/types.js';
-import { notFound } from '../../errors.js';
+import type { AttachSpec, MountOverlayV1, MountRbdV1, MountSpec, RbdV1, RequestedState } from '../../model/types.js';
+import { notFound } from '../../model/errors.js';
 import { jsonBody } from '../body.js';
 import type { AttachRec, MountRec } from '../../store/records.js';
 import type { Services } from '../services.js';

@@ -1,7 +1,7 @@
 // All-or-nothing creation: every step that created something registers its undo; a failure at
 // any depth runs the undos in reverse, so nothing of the request is left behind.
 import type { Logger } from 'pino';
-import type { AnyRec } from './records.js';
+import type { AnyRec } from '../store/records.js';
 
 export class Tx {
   private readonly undos: Array<{ what: string; fn: () => Promise<void> | void }> = [];

@@ -1,6 +1,6 @@
 // uri: download an image into a ramdisk mount. Not implemented yet: answered 501 with the reason.
-import { notImplemented } from '../errors.js';
-import type { MountDriver } from './driver.js';
+import { notImplemented } from '../../model/errors.js';
+import type { MountDriver } from '../driver.js';
 
 const WHY = 'uri: downloading images from a URI is not implemented yet';
 

@@ -1,10 +1,10 @@
 // The mount drivers, by kind.
-import { attachMountDriver } from './attach.js';
-import { bindDriver } from './bind.js';
+import { attachMountDriver } from './attach/index.js';
+import { bindDriver } from './bind/index.js';
 import type { MountDriver } from './driver.js';
-import { nfsDriver } from './nfs.js';
-import { overlayDriver } from './overlay.js';
-import { uriDriver } from './uri.js';
+import { nfsDriver } from './nfs/index.js';
+import { overlayDriver } from './overlay/index.js';
+import { uriDriver } from './uri/index.js';
 
 export const mountDrivers: Record<string, MountDriver<any>> = {
   attach: attachMountDriver,

@@ -21,18 +21,21 @@
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-static void
-reset_signals (void)
+/* The supervisor ignores SIGHUP, SIGTERM...; the container must not
+ * inherit that. */
+static int
+reset_signals (struct ia_error **err)
 {
-  sigset_t all;
+  sigset_t none;
 
-  /* The supervisor ignores SIGHUP, SIGTERM...; the container must not
-   * inherit that. */
   for (int sig = 1; sig < NSIG; sig++)
-    if (sig != SIGKILL && sig != SIGSTOP)
-      signal (sig, SIG_DFL);
-  sigemptyset (&all);
-  sigprocmask (SIG_SETMASK, &all, NULL);
+    /* EINVAL: the signals glibc reserves for itself (32, 33). */
+    if (sig != SIGKILL && sig != SIGSTOP && signal (sig, SIG_DFL) == SIG_ERR && errno != EINVAL)
+      return ia_error_make (err, errno, "resetting the signal handlers");
+  sigemptyset (&none);
+  if (sigprocmask (SIG_SETMASK, &none, NULL) < 0)
+    return ia_error_make (err, errno, "resetting the signal mask");
+  return 0;
 }
 
 static int
@@ -137,15 +140,18 @@ ia_container_main (const struct ia_config *cfg, const struct ia_cgroups *cg, int
 {
   struct ia_error *err = NULL;
   char text[4096];
-  int code;
+  int code = IA_CODE_SETUP_FAILED, ret;
   ssize_t n;
   char go = 0;
 
-  reset_signals ();
-  prctl (PR_SET_NAME, "imageapi-init", 0, 0, 0);
+  ret = reset_signals (&err);
+  if (ret == 0 && prctl (PR_SET_NAME, "imageapi-init", 0, 0, 0) < 0)
+    ret = ia_error_make (&err, errno, "naming the container process");
 
   /* Wait until the supervisor has put us into our cgroup2 group(s)
-   * (nothing to wait for when we were created in our only one). */
+   * (nothing to wait for when we were created in our only one), also
+   * after a failure above: the supervisor would otherwise report its
+   * write to cgroup.procs failing rather than our error. */
   if (ia_cgroups_left_to_supervisor (cg) > 0)
     {
       do
@@ -156,7 +162,8 @@ ia_container_main (const struct ia_config *cfg, const struct ia_cgroups *cg, int
     }
   close (sync_fd);
 
-  setup_container (cfg, cg, exec_fd, &code, &err);
+  if (ret == 0)
+    setup_container (cfg, cg, exec_fd, &code, &err);
 
   /* The supervisor logs the error and reports it. */
   text[0] = IA_EXEC_FAILED;

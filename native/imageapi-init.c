@@ -62,6 +62,7 @@ struct ia_clone_args
 };
 
 #define EXIT_USAGE 2
+/* The start failed, or the container's exit status could not be known. */
 #define EXIT_FAILED 1
 
 static struct ia_config cfg = { .ready_fd = -1, .workdir = "/" };
@@ -72,8 +73,14 @@ static bool log_is_set_up;
 
 #ifdef IMAGEAPI_TEST_HOOKS
 /* Only in the test build (native/build/test/imageapi-init, see the
- * Makefile), for test/native/init-helper.sh: clone3 fails as on a kernel
- * before 5.3, so that the clone() + cgroup.procs fallback runs. */
+ * Makefile), for test/native/init-helper.sh:
+ *  - clone3 fails as on a kernel before 5.3, so that the clone() +
+ *    cgroup.procs fallback runs;
+ *  - SIGCHLD keeps the disposition it was started with, so that a test can
+ *    have the kernel reap the container process (SIG_IGN) and check the
+ *    path where its exit status is lost. */
+# define TEST_KEEP_SIGCHLD 1
+
 static long
 sys_clone3 (struct ia_clone_args *args, size_t size)
 {
@@ -81,6 +88,8 @@ sys_clone3 (struct ia_clone_args *args, size_t size)
   return -1;
 }
 #else
+# define TEST_KEEP_SIGCHLD 0
+
 static long
 sys_clone3 (struct ia_clone_args *args, size_t size)
 {
@@ -205,13 +214,18 @@ become_supervisor (struct ia_error **err)
 
   if (getsid (0) != getpid ())
     (void) setsid (); /* fails only for a process group leader: keep going */
-  signal (SIGHUP, SIG_IGN);
-  signal (SIGINT, SIG_IGN);
-  signal (SIGTERM, SIG_IGN);
-  signal (SIGPIPE, SIG_IGN);
+  /* The agent may go away (or be restarted) while the container runs. */
+  if (signal (SIGHUP, SIG_IGN) == SIG_ERR || signal (SIGINT, SIG_IGN) == SIG_ERR
+      || signal (SIGTERM, SIG_IGN) == SIG_ERR || signal (SIGPIPE, SIG_IGN) == SIG_ERR)
+    return ia_error_make (err, errno, "ignoring SIGHUP, SIGINT, SIGTERM and SIGPIPE");
+  /* An inherited SIG_IGN would have the kernel reap the container process
+   * and take its exit status with it. */
+  if (!TEST_KEEP_SIGCHLD && signal (SIGCHLD, SIG_DFL) == SIG_ERR)
+    return ia_error_make (err, errno, "resetting SIGCHLD");
   if (prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
     return ia_error_make (err, errno, "becoming a child subreaper");
-  prctl (PR_SET_NAME, "imageapi-shim", 0, 0, 0);
+  if (prctl (PR_SET_NAME, "imageapi-shim", 0, 0, 0) < 0)
+    return ia_error_make (err, errno, "naming the supervisor");
   /* Do not keep the agent's working directory busy. */
   if (chdir ("/") < 0)
     return ia_error_make (err, errno, "changing into /");
@@ -327,9 +341,10 @@ read_exec_result (int fd, char *buf, size_t len)
     snprintf (buf, len, "the container process died before executing %s", cfg.argv[0]);
 }
 
-/* Wait for PID, reaping whatever else gets reparented to us. */
+/* Wait for PID, reaping whatever else gets reparented to us.  < 0 when
+ * its wait status cannot be known. */
 static int
-wait_container (pid_t pid)
+wait_container (pid_t pid, int *wstatus, struct ia_error **err)
 {
   for (;;)
     {
@@ -339,11 +354,14 @@ wait_container (pid_t pid)
         {
           if (errno == EINTR)
             continue;
-          /* ECHILD: cannot happen while PID 1 is our child. */
-          return 0;
+          /* ECHILD: it was reaped without us (SIGCHLD ignored). */
+          return ia_error_make (err, errno, "waiting for the container process %d", (int) pid);
         }
       if (w == pid)
-        return st;
+        {
+          *wstatus = st;
+          return 0;
+        }
     }
 }
 
@@ -388,7 +406,13 @@ supervise (pid_t pid, int sync_fd, int exec_fd)
         log_error (&err);
     }
 
-  wstatus = wait_container (pid);
+  if (wait_container (pid, &wstatus, &err) < 0)
+    {
+      /* No status file rather than one with a made-up exit code: the
+       * agent then records that the exit status is unknown. */
+      log_error (&err);
+      return EXIT_FAILED;
+    }
   if (WIFSIGNALED (wstatus))
     {
       sig = WTERMSIG (wstatus);

@@ -204,7 +204,10 @@ ia_mount_filesystems (int rootfd, const struct ia_config *cfg, struct ia_error *
   if (mount_beneath (rootfd, "mounting /dev/pts", "devpts", "dev/pts", "devpts", pts_flags,
                      "newinstance,ptmxmode=0666,mode=0620,gid=5", err) < 0)
     {
-      /* gid=5 is refused when that group is not mapped. */
+      /* gid=5 is refused (EINVAL) when that group is not mapped, in a user
+       * namespace; any other error is not about the gid. */
+      if ((*err)->status != EINVAL)
+        return -1;
       ia_error_free (err);
       if (mount_beneath (rootfd, "mounting /dev/pts", "devpts", "dev/pts", "devpts", pts_flags,
                          "newinstance,ptmxmode=0666,mode=0620", err) < 0)

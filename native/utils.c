@@ -47,6 +47,34 @@ ia_write_all (int fd, const void *buf, size_t len)
   return 0;
 }
 
+/* fsync the directory holding PATH: a rename(2) is on disk only then. */
+static int
+sync_parent_dir (const char *path)
+{
+  char dir[PATH_MAX];
+  const char *slash = strrchr (path, '/');
+  cleanup_close int fd = -1;
+
+  if (slash == NULL)
+    strcpy (dir, ".");
+  else if (slash == path)
+    strcpy (dir, "/");
+  else if ((size_t) (slash - path) >= sizeof dir)
+    {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+  else
+    {
+      memcpy (dir, path, (size_t) (slash - path));
+      dir[slash - path] = '\0';
+    }
+  fd = open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || fsync (fd) < 0)
+    return -1;
+  return 0;
+}
+
 int
 ia_write_file_atomic (const char *path, const char *data, struct ia_error **err)
 {
@@ -65,6 +93,8 @@ ia_write_file_atomic (const char *path, const char *data, struct ia_error **err)
       unlink (tmp);
       return ia_error_make (err, saved, "writing %s", path);
     }
+  if (sync_parent_dir (path) < 0)
+    return ia_error_make (err, errno, "writing %s: syncing its directory", path);
   return 0;
 }
 

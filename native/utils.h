@@ -41,7 +41,8 @@ steal_pointer (void *pp)
 /* write(2) until done; -1 with errno on failure. */
 int ia_write_all (int fd, const void *buf, size_t len);
 
-/* Write DATA to PATH through a temporary file (fsync'd) and rename(2). */
+/* Write DATA to the absolute PATH atomically and durably: temporary file,
+ * fsync, rename(2), fsync of the directory. */
 int ia_write_file_atomic (const char *path, const char *data, struct ia_error **err);
 
 /* Close every fd >= 3 except KEEP (-1 for none). */

@@ -404,5 +404,40 @@ check "submounts of /sys read-only too" awk '$5 == "/sys/fs/cgroup/pids" && $6 ~
 check_grep "writing below /sys/fs/cgroup refused" 'touch: /sys/fs/cgroup/pids/x: Read-only file system' "$D/log"
 check "devpts mounted" awk '$5 == "/dev/pts" && $9 == "devpts" {f=1} END {exit !f}' "$D/log"
 
+# --------------------------------------------------- 13: exit status, durable files
+echo "# started with SIGCHLD ignored; the status and pid files' directory is fsync'd"
+# ignoring_sigchld CMD...: runs CMD with SIGCHLD ignored (inherited over exec).
+ignoring_sigchld() { perl -e '$SIG{CHLD} = "IGNORE"; exec @ARGV or die "exec: $!\n"' -- "$@"; }
+D=$work/sigign; mkdir -p "$D"
+ignoring_sigchld "$prod_helper" --root "$work/bbroot" --log "$D/log" --status "$D/status" -- /bin/sh -c 'exit 3' \
+  </dev/null >/dev/null 2>&1
+check_eq "SIGCHLD ignored by the parent: supervisor exit status 0" 0 "$?"
+check_grep "SIGCHLD ignored by the parent: the exit code is still known" '^exit_code=3$' "$D/status"
+# The test build keeps the inherited SIG_IGN: the kernel reaps the container
+# process, its exit status is lost, and no status file may claim one.
+D=$work/sigign-lost; mkdir -p "$D"
+ignoring_sigchld "$test_helper" --root "$work/bbroot" --log "$D/log" --status "$D/status" -- /bin/sh -c 'exit 3' \
+  </dev/null >/dev/null 2>&1
+check_eq "exit status lost (ECHILD): supervisor exit status 1" 1 "$?"
+check "exit status lost (ECHILD): no status file" test ! -e "$D/status"
+check_grep "exit status lost (ECHILD): logged" 'init: waiting for the container process [0-9]+: No child processes$' "$D/log"
+if command -v strace >/dev/null; then
+  D=$work/fsync; mkdir -p "$D"
+  strace -f -qq -o "$D/strace" -e trace=openat,fsync,rename "$prod_helper" --root "$work/bbroot" --log "$D/log" \
+    --pidfile "$D/pid" --status "$D/status" -- /bin/true </dev/null >/dev/null 2>&1
+  # dir_synced FILE: the rename onto FILE is followed by an fsync of its directory.
+  dir_synced() {
+    awk -v f="\"$1\")" -v d="openat(AT_FDCWD, \"${1%/*}\", O_RDONLY" '
+      index($0, "rename(") && index($0, f) { r = 1; next }
+      r && index($0, d) && /O_DIRECTORY/ { split($0, a, "= "); fd = a[2] + 0; next }
+      r && fd != "" && index($0, "fsync(" fd ")") { ok = 1; exit }
+      END { exit !ok }' "$D/strace"
+  }
+  check "status file: directory fsync'd after the rename" dir_synced "$D/status"
+  check "pidfile: directory fsync'd after the rename" dir_synced "$D/pid"
+else
+  echo "skip strace checks of the directory fsync (no strace)"
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

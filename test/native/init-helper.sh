@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Real-kernel tests of native/build/imageapi-init (the container init helper).
 #   bash test/native/init-helper.sh [--fallback]
-# Needs root, busybox-static and squashfs-tools.  Builds the helper and its
-# test build (make -C native all test-build), builds the busybox fixture into
-# a temporary directory, starts containers and checks the log, the
+# Needs root, busybox-static and squashfs-tools.  Builds the helper, its test
+# build and the C unit tests (make -C native all test-build), runs the unit
+# tests (their counts are added to ours), builds the busybox fixture into a
+# temporary directory, starts containers and checks the log, the
 # ready/pidfile/status protocol, namespaces, mounts and cgroups.  Everything
 # it creates (processes, mounts, loop devices, cgroup directories, temporary
 # files) is removed on exit, also after a failure.
@@ -77,6 +78,18 @@ trap 'exit 130' INT TERM
 make -s -C "$repo/native" all test-build >"$work/make.out" 2>&1 ||
   { cat "$work/make.out"; bad "build" "make -C native all test-build failed"; echo "$passed passed, $failed failed"; exit 1; }
 ok "make -C native all test-build"
+
+# The C unit tests: their lines, then their counts added to ours (a crash,
+# without the closing line, counts as one failure).
+echo "# unit tests: native/build/test/args-test"
+"$repo/native/build/test/args-test" >"$work/unit.out" 2>&1
+grep -Ev '^[0-9]+ passed, [0-9]+ failed$' "$work/unit.out"
+unit=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$work/unit.out" | tail -1)
+if [[ $unit =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+  passed=$((passed + BASH_REMATCH[1])) failed=$((failed + BASH_REMATCH[2]))
+else
+  bad "args-test" "no closing \"N passed, M failed\" line"
+fi
 
 bash "$repo/test/fixtures/busybox-image.sh" "$work/bb.sqsh" "$work/bbroot" >/dev/null ||
   { bad "fixture" "busybox-image.sh failed"; echo "$passed passed, $failed failed"; exit 1; }

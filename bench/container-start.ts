@@ -7,7 +7,7 @@
 // see crun-side.sh), BENCH_JSON=FILE (also write the raw samples there).
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeAtomic } from '../src/store/persist.js';
+import { writeAtomic } from '../src/sys/fs.js';
 import { launchDetached } from '../src/sys/detached.js';
 import { createCgroups, killCgroups, removeCgroups } from '../src/sys/cgroups.js';
 import { runBench, type Bench } from './lib/bench.js';

@@ -7,13 +7,13 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createApp } from './api/app.js';
 import type { LoadedSpec } from './api/spec.js';
+import { Views } from './api/views.js';
 import { attachDrivers } from './attach/registry.js';
 import type { Config } from './config.js';
-import { ContainerManager } from './container/manager.js';
-import { mountDrivers } from './mount/registry.js';
-import { Engine } from './core/engine.js';
+import { ContainerManager } from './container/lifecycle.js';
+import { Engine, secretFieldsOf } from './core/engine.js';
+import { mountAliases, mountDrivers } from './mount/registry.js';
 import { Store } from './store/store.js';
-import { Views } from './api/views.js';
 
 export interface Agent {
   /** Addresses listened on, e.g. `http://127.0.0.1:8080`, `unix:/var/run/imageapi.sock`. */
@@ -50,18 +50,14 @@ async function lockRunDir(runDir: string): Promise<string> {
 export async function startAgent(cfg: Config, log: Logger, spec: LoadedSpec): Promise<Agent> {
   await mkdir(cfg.run_dir, { recursive: true, mode: 0o700 });
   const lockFile = await lockRunDir(cfg.run_dir);
-  const store = new Store(cfg.run_dir);
+  const drivers = { attach: attachDrivers, mount: mountDrivers, mountAliases };
+  const store = new Store(cfg.run_dir, { secretFields: secretFieldsOf(drivers) });
   await store.load();
-  const ctx = {
-    runDir: cfg.run_dir,
-    log,
-    config: { rbd_mode: cfg.rbd_mode },
-    mountpoint: (id: number) => store.get('mount', id).mounted.mountpoint,
-  };
-  const drivers = { attach: attachDrivers, mount: mountDrivers };
-  const engine = new Engine(store, drivers, ctx);
+  const ctx = { runDir: cfg.run_dir, log, config: { rbd_mode: cfg.rbd_mode } };
+  const containers = new ContainerManager({ helper: cfg.helper });
+  const engine = new Engine(store, drivers, ctx, { stop: (rec) => containers.stop(rec), teardown: (rec) => containers.teardown(rec) });
+  containers.attach(engine);
   const views = new Views(store, drivers);
-  const containers = new ContainerManager(engine, views, { helper: cfg.helper });
   await engine.reconcile((rec) => containers.adopt(rec));
   log.info({ attachments: store.list('attach').length, mounts: store.list('mount').length, containers: store.list('container').length }, 'state loaded');
 
@@ -123,8 +119,7 @@ export async function startAgent(cfg: Config, log: Logger, spec: LoadedSpec): Pr
             }),
         ),
       );
-      await store.mutex.run(async () => {});
-      await store.save();
+      await engine.update(() => {}); // after what is in flight, and saved
       containers.close();
       if (cfg.scheme.includes('unix')) await unlink(cfg.socket_path).catch(() => {});
       await rm(lockFile, { force: true });

@@ -6,8 +6,8 @@ import type { Logger } from 'pino';
 import swaggerUi from 'swagger-ui-express';
 import { normalizeBody } from './body.js';
 import { errorHandler, notFoundHandler } from './errors.js';
-import { v1Routes } from './routes/typed-v01.js';
-import { v2Routes } from './routes/generic-v02.js';
+import { genericV02Routes } from './routes/generic-v02.js';
+import { typedV01Routes } from './routes/typed-v01.js';
 import type { Services } from './services.js';
 import type { LoadedSpec } from './spec.js';
 
@@ -59,9 +59,9 @@ export function createApp(services: Services, opts: AppOptions): express.Express
     }),
   );
   const routes = express.Router();
-  // v2 first: its /container/log must win over v1's /container/{id}.
-  routes.use(v2Routes(services));
-  routes.use(v1Routes(services));
+  // v0.2 first: its /container/log must win over v0.1's /container/{id}.
+  routes.use(genericV02Routes(services));
+  routes.use(typedV01Routes(services));
   app.use(BASE, routes);
   app.use('/', routes);
   app.use(notFoundHandler);

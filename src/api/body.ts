@@ -4,7 +4,7 @@
 // this agent: a `null` object property is dropped before validation, so defaults apply and a
 // required field is still reported missing by name.
 import type { Request, RequestHandler } from 'express';
-import { badRequest } from '../model/errors.js';
+import { invalid } from '../model/errors.js';
 
 /** A copy of `value` without its `null` object properties, at every depth (array items stay). */
 export function dropNulls(value: unknown): unknown {
@@ -23,7 +23,7 @@ export const normalizeBody: RequestHandler = (req, _res, next) => {
 /** The JSON object a create route needs; anything else is the client's mistake, said plainly. */
 export function jsonBody<T>(req: Request): T {
   const b = req.body as unknown;
-  if (b === undefined) throw badRequest('the request needs a JSON object as its body (with content-type: application/json)');
-  if (b === null || typeof b !== 'object' || Array.isArray(b)) throw badRequest('body: must be a JSON object');
+  if (b === undefined) throw invalid('the request needs a JSON object as its body (with content-type: application/json)');
+  if (b === null || typeof b !== 'object' || Array.isArray(b)) throw invalid('body: must be a JSON object');
   return b as T;
 }

@@ -1,9 +1,22 @@
-// Rendering every error as `{code, message}` with the right status: our ApiErrors, the
-// validator's (naming the field), and the body parser's (malformed JSON, too large).
+// Rendering every error as `{code, message}` with the right status: the agent's errors (their
+// kind mapped to a status here, and only here), the validator's (naming the field), and the body
+// parser's (malformed JSON, too large).
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
 import type { Logger } from 'pino';
-import { ApiError } from '../model/errors.js';
+import { AgentError, type ErrorKind } from '../model/errors.js';
+
+export const STATUS: Record<ErrorKind, number> = {
+  INVALID: 400,
+  NOT_FOUND: 404,
+  ALREADY_EXISTS: 409,
+  IN_USE: 409,
+  FAILED_PRECONDITION: 409,
+  UNSUPPORTED: 501,
+  UNAVAILABLE: 503,
+  TIMEOUT: 504,
+  INTERNAL: 500,
+};
 
 /** Where a client that took a wrong turn can read what exists. */
 const SEE_DOCS = 'see /docs (Swagger UI) or /imageapi/v1/swagger.yaml for the routes';
@@ -26,7 +39,7 @@ export interface Described {
 }
 
 export function describeError(err: unknown, req?: Request): Described {
-  if (err instanceof ApiError) return { status: err.status, message: err.message };
+  if (err instanceof AgentError) return { status: STATUS[err.kind], message: err.message };
   // The validator's 404 is about the route (the spec has no such path), never about an object.
   if (err instanceof OpenApiValidator.error.NotFound && req) return { status: 404, message: noRouteMessage(req) };
   if (err instanceof OpenApiValidator.error.UnsupportedMediaType && req) {

@@ -1,5 +1,6 @@
-// What the HTTP handlers are given: the store, the engine, the views and the container manager.
-import type { ContainerManager } from '../container/manager.js';
+// What the HTTP handlers are given: the store (to read), the core (to change), the container
+// manager and the views.
+import type { ContainerManager } from '../container/lifecycle.js';
 import type { Engine } from '../core/engine.js';
 import type { Store } from '../store/store.js';
 import type { Views } from './views.js';

@@ -1,29 +1,45 @@
-// How objects look through the API: the store's records rendered with their children expanded,
-// `refs` counted, and secrets redacted by each driver's describe().
-import type { AttachSpec, MountSpec } from '../model/types.js';
-import type { Drivers } from '../core/engine.js';
-import type { AttachRec, MountRec } from '../store/records.js';
+// How objects look through the API, in both generations: the store's records rendered with
+// their children expanded (the slots each driver declares), `refs` counted, keys redacted.
+// The one place that renders.
+import { type Drivers, secretFieldsOf } from '../core/engine.js';
+import type { ChildSlot } from '../model/objects.js';
+import { withoutSecrets } from '../model/secrets.js';
+import type { AttachSpec, ContainerSpec, MountOverlayV1, MountRbdV1, MountSpec, RbdV1 } from '../model/types.js';
+import type { AttachRec, ContainerRec, MountRec } from '../store/records.js';
 import type { Store } from '../store/store.js';
 
+type Id = { id: number };
+
 export class Views {
+  private readonly secrets: ReadonlySet<string>;
+
   constructor(
     private readonly store: Store,
     private readonly drivers: Drivers,
-  ) {}
+  ) {
+    this.secrets = secretFieldsOf(drivers);
+  }
+
+  /** The spec with each child reference `{id}` replaced by the child as it looks now. */
+  private expand(spec: Record<string, unknown>, slots: ChildSlot[]): Record<string, unknown> {
+    const body = withoutSecrets(spec, this.secrets);
+    for (const s of slots) {
+      const one = (ref: Id) => (s.type === 'attach' ? this.attachById(ref.id) : this.mountById(ref.id));
+      const v = body[s.field];
+      if (v !== undefined) body[s.field] = s.many ? (v as Id[]).map(one) : one(v as Id);
+    }
+    return body;
+  }
 
   attach(rec: AttachRec): AttachSpec {
     const driver = this.drivers.attach[rec.kind];
-    let body: Record<string, unknown> = driver?.describe ? driver.describe(rec.spec, rec.attached) : { ...rec.spec };
-    const child = body.mount as { id: number } | undefined;
-    if (child) body = { ...body, mount: this.mountById(child.id) };
+    const body = { ...this.expand(rec.spec, driver?.children?.(rec.spec) ?? []), ...driver?.describe?.(rec.spec, rec.attached) };
     return { id: rec.id, kind: rec.kind, device_file: rec.attached.device_file, refs: this.store.refs(rec), [rec.kind]: body };
   }
 
   mount(rec: MountRec): MountSpec {
-    const body: Record<string, unknown> = { ...rec.spec, ...(rec.mounted.shown ?? {}) };
-    if (rec.kind === 'attach') body.attach = this.attachById((rec.spec.attach as { id: number }).id);
-    if (rec.kind === 'overlay') body.lower = (rec.spec.lower as { id: number }[]).map((l) => this.mountById(l.id));
-    if (body.mount) body.mount = this.mountById((body.mount as { id: number }).id);
+    const driver = this.drivers.mount[rec.kind];
+    const body = { ...this.expand(rec.spec, driver?.children?.(rec.spec) ?? []), ...(rec.mounted.shown ?? {}) };
     return { id: rec.id, kind: rec.kind, mountpoint: rec.mounted.mountpoint, refs: this.store.refs(rec), [rec.kind]: body };
   }
 
@@ -35,5 +51,63 @@ export class Views {
   mountById(id: number): MountSpec {
     const r = this.store.find('mount', id);
     return r ? this.mount(r) : { id };
+  }
+
+  container(rec: ContainerRec): ContainerSpec {
+    return {
+      id: rec.id,
+      ...(rec.name ? { name: rec.name } : {}),
+      refs: this.store.refs(rec),
+      mount: this.mountById(rec.holds[0]!.id),
+      command: rec.command,
+      systemd: rec.systemd,
+      state: rec.state,
+      namespaces: rec.namespaces,
+      hostname: rec.hostname,
+      env: rec.env,
+      stop_timeout: rec.stop_timeout,
+      logfile: rec.logfile,
+      pid: rec.pid,
+      exit_code: rec.exit_code,
+      created_at: rec.created_at,
+      started_at: rec.started_at,
+      finished_at: rec.finished_at,
+      ...(rec.error ? { error: rec.error } : {}),
+    };
+  }
+
+  // ------------------------------------------------------------------ the typed v0.1 shapes
+
+  rbd(a: AttachRec): RbdV1 {
+    const v = this.attach(a);
+    return { id: a.id, refs: v.refs, device_file: v.device_file, ...(v.rbd as RbdV1) };
+  }
+
+  /** v0.1's RBD mount: an attach mount whose attachment is an RBD one. */
+  isRbdMount(m: MountRec): boolean {
+    return m.kind === 'attach' && this.store.find('attach', (m.spec.attach as Id).id)?.kind === 'rbd';
+  }
+
+  rbdMount(m: MountRec): MountRbdV1 {
+    const a = this.store.find('attach', (m.spec.attach as Id).id);
+    return {
+      id: m.id,
+      refs: this.store.refs(m),
+      mountpoint: m.mounted.mountpoint,
+      fs_type: m.spec.fs_type as string,
+      ...(m.spec.mount_options ? { mount_options: m.spec.mount_options as string[] } : {}),
+      ...(a ? { rbd: this.rbd(a) } : {}),
+    };
+  }
+
+  overlay(m: MountRec): MountOverlayV1 {
+    return {
+      id: m.id,
+      refs: this.store.refs(m),
+      mountpoint: m.mounted.mountpoint,
+      upperdir: m.mounted.shown?.upperdir as string,
+      workdir: m.mounted.shown?.workdir as string,
+      lower: (m.spec.lower as Id[]).map((l) => l.id),
+    };
   }
 }

@@ -1,6 +1,6 @@
 // Splitting a command line into words the way a POSIX shell does (quotes and backslashes
 // honoured), without running a shell: no expansion, no globbing, no operators.
-import { badRequest } from '../model/errors.js';
+import { invalid } from '../model/errors.js';
 
 export function splitCommand(line: string): string[] {
   const words: string[] = [];
@@ -34,8 +34,8 @@ export function splitCommand(line: string): string[] {
       inWord = true;
     }
   }
-  if (quote) throw badRequest(`command: unterminated ${quote === '"' ? 'double' : 'single'} quote`);
+  if (quote) throw invalid(`command: unterminated ${quote === '"' ? 'double' : 'single'} quote`);
   if (inWord) words.push(cur);
-  if (words.length === 0) throw badRequest('command: no command given');
+  if (words.length === 0) throw invalid('command: no command given');
   return words;
 }

@@ -3,7 +3,7 @@
 // are resolved relative to the image's root, never the host's.
 import { lstat, readlink, stat } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { badRequest } from '../model/errors.js';
+import { invalid } from '../model/errors.js';
 
 const PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 const MAX_LINKS = 40;
@@ -37,7 +37,7 @@ async function resolveInRoot(root: string, p: string): Promise<string | null> {
 
 export async function checkImageRoot(root: string): Promise<void> {
   const st = await stat(root).catch(() => null);
-  if (!st?.isDirectory()) throw badRequest(`container.mount: the mount's directory ${root} is not a directory`);
+  if (!st?.isDirectory()) throw invalid(`container.mount: the mount's directory ${root} is not a directory`);
 }
 
 /** Where the command's file is inside the image (for the log), or a 400 saying why it cannot run. */
@@ -48,11 +48,11 @@ export async function checkInit(root: string, argv0: string): Promise<string> {
     if (!host) continue;
     const st = await stat(host).catch(() => null);
     if (!st) continue;
-    if (!st.isFile()) throw badRequest(`command: ${c} in the image is not a regular file`);
-    if ((st.mode & 0o111) === 0) throw badRequest(`command: ${c} in the image is not executable`);
+    if (!st.isFile()) throw invalid(`command: ${c} in the image is not a regular file`);
+    if ((st.mode & 0o111) === 0) throw invalid(`command: ${c} in the image is not executable`);
     return c;
   }
-  throw badRequest(
+  throw invalid(
     argv0.includes('/') ? `command: ${argv0} does not exist in the image` : `command: "${argv0}" is not found in the image's PATH (${PATH.join(':')})`,
   );
 }

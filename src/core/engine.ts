@@ -1,55 +1,83 @@
-// The engine resolves references and nested definitions, calls the drivers in the right order,
-// and keeps the store's references true: depth-first creation with rollback, top-down deletion.
+// The core: it owns the one lock, resolves references and nested definitions, calls the drivers
+// in the right order, and keeps the store's references true: depth-first creation with rollback,
+// top-down deletion, reconcile after a restart. Every change to the store goes through it.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { AttachDriver } from '../attach/driver.js';
+import { AgentError, inUse, invalid, toAgentError, unsupported } from '../model/errors.js';
+import type { Dep, DriverContext, Resolved } from '../model/objects.js';
 import type { AttachSpec, MountSpec } from '../model/types.js';
-import type { AttachDriver, DriverContext } from '../attach/driver.js';
-import { ApiError, badRequest, conflict, notImplemented, toApiError } from '../model/errors.js';
-import type { MountDeps, MountDriver } from '../mount/driver.js';
-import { removeDir } from '../sys/mount.js';
+import type { MountAlias, MountDriver } from '../mount/driver.js';
 import type { AnyRec, AttachRec, ContainerRec, MountRec, Owner, Ref } from '../store/records.js';
 import { describeRec, refOf, sameRef } from '../store/records.js';
 import type { Store } from '../store/store.js';
+import { removeDir } from '../sys/mount.js';
+import { Mutex } from '../util/mutex.js';
 import { Tx } from './tx.js';
 
 export interface Drivers {
   attach: Record<string, AttachDriver<any>>;
   mount: Record<string, MountDriver<any>>;
+  mountAliases?: Record<string, MountAlias>;
 }
 
-/** Container teardown is the container manager's job; the engine calls it when deleting one. */
-export type ContainerTeardown = (rec: ContainerRec) => Promise<void>;
+/** What the core needs of the container layer when a delete reaches a container. */
+export interface ContainerHooks {
+  /** Stop it gracefully (signal, wait up to its stop_timeout). Called without the lock held. */
+  stop(rec: ContainerRec): Promise<void>;
+  /** Kill what is left of it and remove its cgroup and files. Called with the lock held; must not wait for its end. */
+  teardown(rec: ContainerRec): Promise<void>;
+}
 
-const ATTACH_KINDS = ['rbd', 'loopback', 'local', 'iscsi'] as const;
-const MOUNT_KINDS = ['attach', 'bind', 'nfs', 'overlay', 'uri', 'rbd'] as const;
+/** Every spec field, of every kind, that holds a key (the drivers declare them). */
+export function secretFieldsOf(drivers: Drivers): Set<string> {
+  return new Set([...Object.values(drivers.attach), ...Object.values(drivers.mount)].flatMap((d) => d.secretFields ?? []));
+}
 
-function at(where: string, err: unknown): ApiError {
-  return toApiError(err).within(where);
+function at(where: string, err: unknown): AgentError {
+  return toAgentError(err).within(where);
+}
+
+function depOf(rec: AttachRec | MountRec): Dep {
+  return rec.type === 'attach'
+    ? // (records written before `readonly` moved out of the driver's state keep it there)
+      { type: 'attach', id: rec.id, device_file: rec.attached.device_file, readonly: rec.attached.readonly ?? rec.attached.state.readonly === true }
+    : { type: 'mount', id: rec.id, mountpoint: rec.mounted.mountpoint };
 }
 
 export class Engine {
-  containerTeardown: ContainerTeardown = async () => {
-    throw new Error('no container manager');
-  };
+  private readonly lock = new Mutex();
+  readonly attachKinds: string[];
+  readonly mountKinds: string[];
 
   constructor(
     readonly store: Store,
     readonly drivers: Drivers,
     readonly ctx: DriverContext,
-  ) {}
+    private readonly containers: ContainerHooks,
+  ) {
+    this.attachKinds = Object.keys(drivers.attach);
+    this.mountKinds = [...Object.keys(drivers.mount), ...Object.keys(drivers.mountAliases ?? {})];
+  }
 
   get mountsDir(): string {
     return join(this.ctx.runDir, 'mounts');
   }
 
-  /** Run `fn` as one all-or-nothing change under the store's lock, then persist it. */
+  /** Run `fn` as one all-or-nothing change under the lock; answered only once it is saved. */
   async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-    return this.store.mutex.run(async () => {
+    return this.lock.run(async () => {
       const tx = new Tx();
       try {
         const out = await fn(tx);
-        tx.commit();
-        await this.store.save();
+        tx.publish();
+        try {
+          await this.store.save();
+        } catch (err) {
+          tx.unpublish(); // nothing the answer would report is durable: undo it all
+          throw err;
+        }
+        tx.done();
         return out;
       } catch (err) {
         await tx.rollback(this.ctx.log);
@@ -58,26 +86,24 @@ export class Engine {
     });
   }
 
-  private track(rec: AnyRec, tx: Tx): void {
+  /** Change records under the lock, then save (a container's state, say). */
+  async update<T>(fn: () => Promise<T> | T): Promise<T> {
+    return this.lock.run(async () => {
+      const out = await fn();
+      await this.store.save();
+      return out;
+    });
+  }
+
+  /** Put a new record in the store as part of `tx` (invisible until the transaction publishes it). */
+  track(rec: AnyRec, tx: Tx): void {
     rec.pending = true;
     this.store.put(rec);
     tx.created.push(rec);
     tx.onUndo(`forget ${describeRec(rec)}`, () => this.store.remove(refOf(rec)));
   }
 
-  /** An `{id}` inside a spec: the object must exist (and be of the kind named, if one is). */
-  private reference<T extends 'attach' | 'mount'>(type: T, id: number, kind: string | undefined, where: string) {
-    try {
-      const rec = this.store.get(type, id);
-      const recKind = rec.kind as string;
-      if (kind && kind !== recKind && !(kind === 'rbd' && recKind === 'attach')) {
-        throw badRequest(`${describeRec(rec)} is not of kind "${kind}"`);
-      }
-      return rec;
-    } catch (err) {
-      throw at(where, err);
-    }
-  }
+  // ------------------------------------------------------------------ references and definitions
 
   /**
    * The id a nested spec references, or undefined when it is a definition. A spec without its
@@ -87,161 +113,162 @@ export class Engine {
   private referenced(spec: Record<string, unknown>, kinds: readonly string[], where: string): number | undefined {
     const defined = kinds.filter((k) => spec[k] !== undefined);
     if (spec.id !== undefined) {
-      if (defined.length) throw badRequest(`${where}: give either "id" (a reference) or a definition ("${defined[0]}"), not both`);
+      if (defined.length) throw invalid(`${where}: give either "id" (a reference) or a definition ("${defined[0]}"), not both`);
       return spec.id as number;
     }
     return defined.length ? undefined : 0;
   }
 
+  /** An `{id}` inside a spec: the object must exist (and be of the kind named, if one is). */
+  private reference<T extends 'attach' | 'mount'>(type: T, id: number, kind: string | undefined, where: string) {
+    try {
+      const rec = this.store.get(type, id);
+      const recKind = rec.kind as string;
+      const meant = (kind && this.drivers.mountAliases?.[kind]?.of) || kind;
+      if (type === 'mount' && kind && kind !== recKind && meant !== recKind) throw invalid(`${describeRec(rec)} is not of kind "${kind}"`);
+      if (type === 'attach' && kind && kind !== recKind) throw invalid(`${describeRec(rec)} is not of kind "${kind}"`);
+      return rec;
+    } catch (err) {
+      throw at(where, err);
+    }
+  }
+
   /** The kind-specific object of a definition, checking that it matches `kind` and nothing else is given. */
   private definition(spec: Record<string, unknown>, kinds: readonly string[], where: string): [string, Record<string, unknown>] {
     const kind = spec.kind as string | undefined;
-    if (!kind) throw badRequest(`${where}: give "kind" (${kinds.join(', ')}) and its definition`);
+    if (!kind) throw invalid(`${where}: give "kind" (${kinds.join(', ')}) and its definition`);
     const body = spec[kind] as Record<string, unknown> | undefined;
-    if (!body) throw badRequest(`${where}: kind is "${kind}" but "${where}.${kind}" is missing`);
+    if (!body) throw invalid(`${where}: kind is "${kind}" but "${where}.${kind}" is missing`);
     for (const k of kinds) {
-      if (k !== kind && spec[k] !== undefined) throw badRequest(`${where}: "${k}" given but kind is "${kind}"`);
+      if (k !== kind && spec[k] !== undefined) throw invalid(`${where}: "${k}" given but kind is "${kind}"`);
     }
     return [kind, body];
   }
 
-  // ------------------------------------------------------------------ create
-
   /** A nested attachment: a reference to an existing one, or a definition owned by `owner`. */
   async resolveAttach(spec: AttachSpec, owner: Owner, tx: Tx, where: string): Promise<AttachRec> {
-    const id = this.referenced(spec as Record<string, unknown>, ATTACH_KINDS, where);
+    const id = this.referenced(spec as Record<string, unknown>, this.attachKinds, where);
     if (id !== undefined) return this.reference('attach', id, spec.kind, where);
     return this.createAttach(spec, owner, tx, where);
   }
 
   /** A nested mount: a reference to an existing one, or a definition owned by `owner`. */
   async resolveMount(spec: MountSpec, owner: Owner, tx: Tx, where: string): Promise<MountRec> {
-    const id = this.referenced(spec as Record<string, unknown>, MOUNT_KINDS, where);
+    const id = this.referenced(spec as Record<string, unknown>, this.mountKinds, where);
     if (id !== undefined) return this.reference('mount', id, spec.kind, where);
     return this.createMount(spec, owner, tx, where);
   }
 
-  /** Define an attachment (top level, or the definition part of resolveAttach). */
-  async createAttach(spec: AttachSpec, owner: Owner, tx: Tx, where: string): Promise<AttachRec> {
-    const [kind, body] = this.definition(spec as Record<string, unknown>, ATTACH_KINDS, where);
-    const driver = this.drivers.attach[kind];
-    if (!driver) throw notImplemented(`${where}: attachments of kind "${kind}" are not supported by this build`);
+  /**
+   * Resolve the children a driver declares (ids run depth-first: children before their parent),
+   * each named by its place in the spec. Returns what the record keeps and what the driver gets.
+   */
+  private async children(
+    driver: AttachDriver<any> | MountDriver<any>,
+    kind: string,
+    body: Record<string, unknown>,
+    me: Ref,
+    tx: Tx,
+    where: string,
+  ): Promise<{ holds: Ref[]; spec: Record<string, unknown>; deps: Resolved }> {
+    const holds: Ref[] = [];
+    const spec = { ...body };
+    const deps: Resolved = {};
+    let slots;
     try {
-      await driver.available?.(this.ctx);
+      slots = driver.children?.(body as never) ?? [];
     } catch (err) {
       throw at(where, err);
     }
-    // Children first, so ids run depth-first; they name their owner through `me`, whose id is set below.
-    const me: Ref = { type: 'attach', id: -1 };
-    const holds: Ref[] = [];
-    const spec2: Record<string, unknown> = { ...body };
-    let driverSpec: Record<string, unknown> = body;
-    if (kind === 'loopback') {
-      const base = (body.base as string | undefined) ?? 'root';
-      if (base === 'mount') {
-        if (!body.mount) throw badRequest(`${where}.loopback: base is "mount" but no "mount" is given`);
-        const child = await this.resolveMount(body.mount as MountSpec, me, tx, `${where}.loopback.mount`);
-        holds.push(refOf(child));
-        spec2.mount = { id: child.id };
-        driverSpec = { ...body, base_dir: child.mounted.mountpoint };
-      } else if (body.mount) {
-        throw badRequest(`${where}.loopback: "mount" is given but base is "root" (set base to "mount")`);
+    for (const slot of slots) {
+      const given = body[slot.field];
+      const list = slot.many ? (given as unknown[]) : [given];
+      const recs: Array<AttachRec | MountRec> = [];
+      for (const [i, child] of list.entries()) {
+        const w = `${where}.${kind}.${slot.field}${slot.many ? `[${i}]` : ''}`;
+        const rec =
+          slot.type === 'attach' ? await this.resolveAttach(child as AttachSpec, me, tx, w) : await this.resolveMount(child as MountSpec, me, tx, w);
+        if (holds.some((h) => sameRef(h, refOf(rec)))) throw invalid(`${w}: ${describeRec(rec)} is already named in this ${kind}`);
+        holds.push(refOf(rec));
+        recs.push(rec);
       }
+      spec[slot.field] = slot.many ? recs.map((r) => ({ id: r.id })) : { id: recs[0]!.id };
+      deps[slot.field] = slot.many ? recs.map(depOf) : depOf(recs[0]!);
     }
+    return { holds, spec, deps };
+  }
+
+  // ------------------------------------------------------------------ create
+
+  /** Define an attachment (top level, or the definition part of resolveAttach). */
+  async createAttach(spec: AttachSpec, owner: Owner, tx: Tx, where: string): Promise<AttachRec> {
+    const [kind, body] = this.definition(spec as Record<string, unknown>, this.attachKinds, where);
+    const driver = this.drivers.attach[kind];
+    if (!driver) throw unsupported(`${where}: attachments of kind "${kind}" are not supported by this build`);
+    await driver.available?.(body, this.ctx).catch((err) => {
+      throw at(where, err);
+    });
+    // Children name their owner through `me`, whose id is given after theirs.
+    const me: Ref = { type: 'attach', id: -1 };
+    const kids = await this.children(driver, kind, body, me, tx, where);
     me.id = this.store.nextId('attach');
     const rec: AttachRec = {
       type: 'attach',
       id: me.id,
       owner,
-      holds,
+      holds: kids.holds,
       kind: kind as AttachRec['kind'],
-      spec: spec2,
+      spec: kids.spec,
       attached: { device_file: '', state: {} },
     };
     this.track(rec, tx);
     try {
-      rec.attached = await driver.attach(driverSpec, this.ctx);
+      rec.attached = await driver.attach(body, kids.deps, this.ctx);
     } catch (err) {
       throw at(where, err);
     }
     const attached = rec.attached;
-    tx.onUndo(`detach ${describeRec(rec)}`, () => driver.detach(driverSpec, attached, this.ctx));
+    tx.onUndo(`detach ${describeRec(rec)}`, () => driver.detach(body, attached, this.ctx));
     return rec;
   }
 
   /** Define a mount (top level, or the definition part of resolveMount). */
   async createMount(spec: MountSpec, owner: Owner, tx: Tx, where: string): Promise<MountRec> {
-    let [kind, body] = this.definition(spec as Record<string, unknown>, MOUNT_KINDS, where);
-    if (kind === 'rbd') {
-      // v0.1: `{kind: rbd, rbd: {fs_type, mount_options, rbd: {...}}}` is an attach mount of an RBD attachment.
-      const { rbd, id, fs_type, mount_options } = body as { rbd?: unknown; id?: number; fs_type: string; mount_options?: string[] };
-      // As everywhere, no definition means a reference, and no id means 0 (the Go client drops it).
-      const attach = rbd ? { kind: 'rbd', rbd } : { id: id ?? 0, kind: 'rbd' };
-      [kind, body] = ['attach', { attach, fs_type, mount_options }];
-      where = `${where}.rbd`;
+    let [kind, body] = this.definition(spec as Record<string, unknown>, this.mountKinds, where);
+    const alias = this.drivers.mountAliases?.[kind];
+    if (alias) {
+      where = `${where}.${kind}`;
+      [kind, body] = [alias.of, alias.expand(body)];
     }
     const driver = this.drivers.mount[kind];
-    if (!driver) throw notImplemented(`${where}: mounts of kind "${kind}" are not supported by this build`);
-    try {
-      await driver.available?.(body, this.ctx);
-    } catch (err) {
+    if (!driver) throw unsupported(`${where}: mounts of kind "${kind}" are not supported by this build`);
+    await driver.available?.(body, this.ctx).catch((err) => {
       throw at(where, err);
-    }
-    // Children first (ids run depth-first); they name their owner through `me`, whose id is set below.
+    });
     const me: Ref = { type: 'mount', id: -1 };
-    const rec = { holds: [] as Ref[], spec: { ...body } };
-    const deps: MountDeps = {};
-    if (kind === 'attach') {
-      const child = await this.resolveAttach(body.attach as AttachSpec, me, tx, `${where}.attach.attach`);
-      rec.holds.push(refOf(child));
-      rec.spec.attach = { id: child.id };
-      deps.device = { device_file: child.attached.device_file, readonly: child.attached.state.readonly === true };
-    } else if (kind === 'overlay') {
-      const lowers = body.lower as MountSpec[];
-      deps.lowers = [];
-      const ids: { id: number }[] = [];
-      for (const [i, lower] of lowers.entries()) {
-        const child = await this.resolveMount(lower, me, tx, `${where}.overlay.lower[${i}]`);
-        if (rec.holds.some((h) => h.id === child.id)) throw badRequest(`${where}.overlay.lower[${i}]: mount ${child.id} is already a lower layer`);
-        rec.holds.push(refOf(child));
-        ids.push({ id: child.id });
-        deps.lowers.push(child.mounted.mountpoint);
-      }
-      rec.spec.lower = ids;
-    } else if (kind === 'bind') {
-      const base = (body.base as string | undefined) ?? 'root';
-      if (base === 'mount') {
-        if (!body.mount) throw badRequest(`${where}.bind: base is "mount" but no "mount" is given`);
-        const child = await this.resolveMount(body.mount as MountSpec, me, tx, `${where}.bind.mount`);
-        rec.holds.push(refOf(child));
-        rec.spec.mount = { id: child.id };
-        deps.base = child.mounted.mountpoint;
-      } else if (body.mount) {
-        throw badRequest(`${where}.bind: "mount" is given but base is "root" (set base to "mount")`);
-      }
-    }
+    const kids = await this.children(driver, kind, body, me, tx, where);
     me.id = this.store.nextId('mount');
     const mountpoint = join(this.mountsDir, `mount_${me.id}`);
-    const full: MountRec = {
+    const rec: MountRec = {
       type: 'mount',
       id: me.id,
       owner,
-      holds: rec.holds,
+      holds: kids.holds,
       kind: kind as MountRec['kind'],
-      spec: rec.spec,
+      spec: kids.spec,
       mounted: { mountpoint, state: {} },
     };
-    this.track(full, tx);
+    this.track(rec, tx);
     await mkdir(mountpoint, { recursive: true, mode: 0o755 });
     tx.onUndo(`remove ${mountpoint}`, () => removeDir(mountpoint));
     try {
-      full.mounted = await driver.mount(body, deps, mountpoint, this.ctx);
+      rec.mounted = await driver.mount(body, kids.deps, mountpoint, this.ctx);
     } catch (err) {
       throw at(where, err);
     }
-    const mounted = full.mounted;
-    tx.onUndo(`unmount ${describeRec(full)}`, () => driver.unmount(body, mounted, this.ctx));
-    return full;
+    const mounted = rec.mounted;
+    tx.onUndo(`unmount ${describeRec(rec)}`, () => driver.unmount(body, mounted, this.ctx));
+    return rec;
   }
 
   // ------------------------------------------------------------------ delete
@@ -249,30 +276,48 @@ export class Engine {
   /**
    * Delete an object. Refused (409, naming the users) while others hold it, unless `force`, which
    * deletes the users first, top-down. Children it defined go with it unless others still use them.
+   * Running containers a forced delete takes are stopped first, before the lock is taken.
    */
   async remove(ref: Ref, force: boolean, howToForce = 'or use force=true'): Promise<AnyRec> {
+    this.store.get(ref.type, ref.id);
+    if (force) await this.stopUsers(ref);
+    return this.lock.run(async () => {
+      try {
+        return await this.removeLocked(ref, force, howToForce);
+      } finally {
+        await this.store.save(); // also when a child could not be torn down: the record went
+      }
+    });
+  }
+
+  private async stopUsers(ref: Ref): Promise<void> {
+    const rec = this.store.find(ref.type, ref.id);
+    if (!rec) return;
+    if (rec.type === 'container') return this.containers.stop(rec);
+    await Promise.all(this.store.holders(ref).map((u) => this.stopUsers(refOf(u))));
+  }
+
+  private async removeLocked(ref: Ref, force: boolean, howToForce: string): Promise<AnyRec> {
     const rec = this.store.get(ref.type, ref.id);
     const users = this.store.holders(ref);
     if (users.length && !force) {
-      throw conflict(`${describeRec(rec)} is in use by ${users.map(describeRec).join(', ')} (delete those first, ${howToForce})`);
+      throw inUse(`${describeRec(rec)} is in use by ${users.map(describeRec).join(', ')} (delete those first, ${howToForce})`);
     }
-    for (const u of users) await this.remove(refOf(u), true);
+    for (const u of users) await this.removeLocked(refOf(u), true, howToForce);
     await this.teardown(rec);
     this.store.remove(ref);
-    await this.release(rec); // saves the store, with or without children left
+    await this.release(rec);
     return rec;
   }
 
   /** Undo the kernel side of one object. */
   private async teardown(rec: AnyRec): Promise<void> {
-    if (rec.type === 'container') return this.containerTeardown(rec);
+    if (rec.type === 'container') return this.containers.teardown(rec);
     if (rec.type === 'attach') {
-      const driver = this.drivers.attach[rec.kind]!;
-      await driver.detach(rec.spec, rec.attached, this.ctx);
+      await this.drivers.attach[rec.kind]!.detach(rec.spec, rec.attached, this.ctx);
       return;
     }
-    const driver = this.drivers.mount[rec.kind]!;
-    await driver.unmount(rec.spec, rec.mounted, this.ctx);
+    await this.drivers.mount[rec.kind]!.unmount(rec.spec, rec.mounted, this.ctx);
     await removeDir(rec.mounted.mountpoint);
   }
 
@@ -287,15 +332,14 @@ export class Engine {
         continue;
       }
       try {
-        await this.remove(h, false);
+        await this.removeLocked(h, false, '');
       } catch (err) {
         child.owner = 'user';
-        errors.push(`${describeRec(child)}: ${toApiError(err).message}`);
+        errors.push(`${describeRec(child)}: ${toAgentError(err).message}`);
       }
     }
-    await this.store.save();
     if (errors.length) {
-      throw new ApiError('INTERNAL', `${describeRec(rec)} was deleted, but what it defined could not all be torn down (kept as top-level objects): ${errors.join('; ')}`);
+      throw new AgentError('INTERNAL', `${describeRec(rec)} was deleted, but what it defined could not all be torn down (kept as top-level objects): ${errors.join('; ')}`);
     }
   }
 
@@ -306,7 +350,7 @@ export class Engine {
    * whatever still stood on it, so nothing points at something gone.
    */
   async reconcile(adoptContainer: (rec: ContainerRec) => Promise<boolean>): Promise<void> {
-    await this.store.mutex.run(async () => {
+    await this.lock.run(async () => {
       const gone: AnyRec[] = [];
       for (const rec of this.store.list('attach')) {
         const a = await this.drivers.attach[rec.kind]?.adopt(rec.spec, rec.attached, this.ctx).catch(() => null);
@@ -325,7 +369,7 @@ export class Engine {
         if (!this.store.find(rec.type, rec.id)) continue;
         this.ctx.log.warn({ object: describeRec(rec) }, 'vanished while the agent was down: dropped');
         for (const u of this.store.holders(refOf(rec))) {
-          await this.remove(refOf(u), true).catch((err) => this.ctx.log.error({ err, object: describeRec(u) }, 'cannot tear down'));
+          await this.removeLocked(refOf(u), true, '').catch((err) => this.ctx.log.error({ err, object: describeRec(u) }, 'cannot tear down'));
         }
         this.store.remove(refOf(rec));
         await this.release(rec).catch((err) => this.ctx.log.error({ err }, 'cannot release'));

@@ -1,65 +1,67 @@
-// The one catalogue of error kinds. Every failure the API reports is an ApiError of one of these
-// kinds; the HTTP layer maps kind -> status and renders {code, message}.
+// The one catalogue of error kinds, named by what went wrong (as containerd's errdefs), not by
+// transport. Every failure the agent reports is an AgentError of one of these kinds; only api/
+// maps a kind to an HTTP status.
 
-export const ErrorKinds = {
-  BAD_REQUEST: 400,
-  NOT_FOUND: 404,
-  CONFLICT: 409,
-  TOO_LARGE: 413,
-  UNSUPPORTED_MEDIA: 415,
-  UNPROCESSABLE: 422,
-  INTERNAL: 500,
-  NOT_IMPLEMENTED: 501,
-  UNAVAILABLE: 503,
-  TIMEOUT: 504,
-} as const;
+export const ERROR_KINDS = [
+  'INVALID', // the request is wrong (a field, a path, a command, a filesystem that does not fit)
+  'NOT_FOUND', // no such object
+  'ALREADY_EXISTS', // a name or an image already taken
+  'IN_USE', // other objects still use it
+  'FAILED_PRECONDITION', // not in a state that allows this (a stopping container, say)
+  'UNSUPPORTED', // a kind this build or kernel cannot do
+  'UNAVAILABLE', // a service the agent depends on is down
+  'TIMEOUT', // a tool or a peer did not answer in time
+  'INTERNAL', // a genuine fault of the node or the agent
+] as const;
 
-export type ErrorKind = keyof typeof ErrorKinds;
+export type ErrorKind = (typeof ERROR_KINDS)[number];
 
-export class ApiError extends Error {
+export class AgentError extends Error {
   readonly kind: ErrorKind;
   constructor(kind: ErrorKind, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.kind = kind;
-    this.name = 'ApiError';
-  }
-  get status(): number {
-    return ErrorKinds[this.kind];
+    this.name = 'AgentError';
   }
   /** Prefix the message with where it happened (used to name the failing level of a nested spec). */
-  within(where: string): ApiError {
-    const e = new ApiError(this.kind, `${where}: ${this.message}`, { cause: this.cause });
-    return e;
+  within(where: string): AgentError {
+    return new AgentError(this.kind, `${where}: ${this.message}`, { cause: this.cause });
+  }
+  /** The same message under another kind (a caller that knows what a tool's failure means). */
+  as(kind: ErrorKind): AgentError {
+    return new AgentError(kind, this.message, { cause: this.cause });
   }
 }
 
-export const badRequest = (msg: string) => new ApiError('BAD_REQUEST', msg);
-export const notFound = (msg: string) => new ApiError('NOT_FOUND', msg);
-export const conflict = (msg: string) => new ApiError('CONFLICT', msg);
-export const notImplemented = (msg: string) => new ApiError('NOT_IMPLEMENTED', msg);
-export const internal = (msg: string, cause?: unknown) => new ApiError('INTERNAL', msg, { cause });
+export const invalid = (msg: string) => new AgentError('INVALID', msg);
+export const notFound = (msg: string) => new AgentError('NOT_FOUND', msg);
+export const alreadyExists = (msg: string) => new AgentError('ALREADY_EXISTS', msg);
+export const inUse = (msg: string) => new AgentError('IN_USE', msg);
+export const wrongState = (msg: string) => new AgentError('FAILED_PRECONDITION', msg);
+export const unsupported = (msg: string) => new AgentError('UNSUPPORTED', msg);
+export const internal = (msg: string, cause?: unknown) => new AgentError('INTERNAL', msg, { cause });
 
-/** Turn anything thrown into an ApiError; unknown errors are genuine faults (500) but keep their message. */
-export function toApiError(err: unknown): ApiError {
-  if (err instanceof ApiError) return err;
+/** Turn anything thrown into an AgentError; unknown errors are genuine faults but keep their message. */
+export function toAgentError(err: unknown): AgentError {
+  if (err instanceof AgentError) return err;
   const msg = err instanceof Error ? err.message : String(err);
-  return new ApiError('INTERNAL', msg, { cause: err });
+  return new AgentError('INTERNAL', msg, { cause: err });
 }
 
-/** Map an errno-style Node error from a user-supplied path to a user-facing error. */
-export function fromFsError(err: unknown, what: string): ApiError {
+/** Map an errno-style Node error from a user-supplied path to what it means for the request. */
+export function fromFsError(err: unknown, what: string): AgentError {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   switch (code) {
     case 'ENOENT':
-      return badRequest(`${what}: no such file or directory`);
+      return invalid(`${what}: no such file or directory`);
     case 'ENOTDIR':
-      return badRequest(`${what}: not a directory`);
+      return invalid(`${what}: not a directory`);
     case 'EACCES':
     case 'EPERM':
-      return badRequest(`${what}: permission denied`);
+      return invalid(`${what}: permission denied`);
     case 'ELOOP':
-      return badRequest(`${what}: too many levels of symbolic links`);
+      return invalid(`${what}: too many levels of symbolic links`);
     default:
-      return toApiError(err);
+      return toAgentError(err);
   }
 }

@@ -1,25 +1,6 @@
-// Atomic persistence of the store: temp file, fsync, rename, fsync of the directory.
-import { open, rename, readFile, mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
-
-export async function writeAtomic(file: string, data: string, mode = 0o600): Promise<void> {
-  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w', mode);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
-  const dh = await open(dirname(file), 'r');
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
-  }
-}
+// Persistence of the store: one state file, written atomically; concurrent saves coalesce.
+import { readFile } from 'node:fs/promises';
+import { writeAtomic } from '../sys/fs.js';
 
 export async function readJson<T>(file: string): Promise<T | null> {
   try {

@@ -1,14 +1,12 @@
 // The records the store keeps. A record's `spec` is the kind-specific part of what the user asked
 // for, with every nested child replaced by a reference `{id}`; `holds` lists those children.
-import type { AttachKind, MountKind, ContainerState, Namespace } from '../model/types.js';
-import type { Attached } from '../attach/driver.js';
-import type { Mounted } from '../mount/driver.js';
+import type { Attached, Mounted, ObjType, Ref } from '../model/objects.js';
+import { nounOf } from '../model/objects.js';
+import type { AttachKind, ContainerState, MountKind, Namespace } from '../model/types.js';
 
-export type ObjType = 'attach' | 'mount' | 'container';
-export interface Ref {
-  type: ObjType;
-  id: number;
-}
+export type { ObjType, Ref };
+export { sameRef, nounOf } from '../model/objects.js';
+
 /** Who an object belongs to: the user (top-level) or the parent that defined it. */
 export type Owner = 'user' | Ref;
 
@@ -63,26 +61,10 @@ export interface ContainerRec extends BaseRec {
 
 export type AnyRec = AttachRec | MountRec | ContainerRec;
 
-export const sameRef = (a: Ref, b: Ref) => a.type === b.type && a.id === b.id;
 export const refOf = (r: AnyRec): Ref => ({ type: r.type, id: r.id });
-
-const NOUN: Record<ObjType, string> = { attach: 'attachment', mount: 'mount', container: 'container' };
 
 /** A short human name for messages: `mount 3 (overlay)`, `container 1 ("web")`. */
 export function describeRec(r: AnyRec): string {
   if (r.type === 'container') return `container ${r.id}${r.name ? ` ("${r.name}")` : ''}`;
-  return `${NOUN[r.type]} ${r.id} (${r.kind})`;
-}
-export const nounOf = (t: ObjType) => NOUN[t];
-
-/** Spec fields that hold keys: kept in memory for the attach, never written to state.json. */
-const SECRET_FIELDS = new Set(['secret', 'chap_secret']);
-export const REDACTED = '<redacted>';
-
-export function withoutSecrets<T>(value: T): T {
-  if (Array.isArray(value)) return value.map(withoutSecrets) as T;
-  if (value === null || typeof value !== 'object') return value;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = SECRET_FIELDS.has(k) && v !== undefined ? REDACTED : withoutSecrets(v);
-  return out as T;
+  return `${nounOf(r.type)} ${r.id} (${r.kind})`;
 }

@@ -1,10 +1,11 @@
-// The store owns ids, names, references and persistence. It does no kernel work itself.
+// The store owns ids, names, references and persistence. It does no kernel work itself, and it
+// takes no lock: the core serialises every change.
 import { join } from 'node:path';
-import { conflict, notFound } from '../model/errors.js';
-import { Mutex } from '../util/mutex.js';
+import { alreadyExists, notFound } from '../model/errors.js';
+import { withoutSecrets } from '../model/secrets.js';
 import { Saver, readJson } from './persist.js';
 import type { AnyRec, AttachRec, ContainerRec, MountRec, ObjType, Ref } from './records.js';
-import { nounOf, sameRef, withoutSecrets } from './records.js';
+import { nounOf } from './records.js';
 
 interface Snapshot {
   version: 1;
@@ -15,21 +16,30 @@ interface Snapshot {
 }
 
 type RecOf<T extends ObjType> = T extends 'attach' ? AttachRec : T extends 'mount' ? MountRec : ContainerRec;
+const keyOf = (r: Ref) => `${r.type}:${r.id}`;
+
+export interface StoreOptions {
+  /** Spec fields that hold keys (declared by the drivers): never written to the state file. */
+  secretFields?: ReadonlySet<string>;
+}
 
 export class Store {
   readonly file: string;
-  /** Serialises structural changes (create, delete, reconcile). */
-  readonly mutex = new Mutex();
   private seq: Record<ObjType, number> = { attach: 0, mount: 0, container: 0 };
   private readonly maps = {
     attach: new Map<number, AttachRec>(),
     mount: new Map<number, MountRec>(),
     container: new Map<number, ContainerRec>(),
   };
+  /** Reverse index of `holds`: who holds each object, so counting users never scans the store. */
+  private readonly holdersOf = new Map<string, Set<AnyRec>>();
+  private readonly names = new Map<string, ContainerRec>();
   private readonly saver: Saver;
+  private readonly secretFields: ReadonlySet<string>;
 
-  constructor(runDir: string) {
+  constructor(runDir: string, opts: StoreOptions = {}) {
     this.file = join(runDir, 'state.json');
+    this.secretFields = opts.secretFields ?? new Set();
     this.saver = new Saver(this.file, () => JSON.stringify(this.snapshot()));
   }
 
@@ -37,9 +47,7 @@ export class Store {
     const snap = await readJson<Snapshot>(this.file);
     if (!snap) return;
     this.seq = { ...this.seq, ...snap.seq };
-    for (const r of snap.attach) this.maps.attach.set(r.id, r);
-    for (const r of snap.mount) this.maps.mount.set(r.id, r);
-    for (const r of snap.container) this.maps.container.set(r.id, r);
+    for (const r of [...snap.attach, ...snap.mount, ...snap.container]) this.put(r);
   }
 
   private snapshot(): Snapshot {
@@ -48,7 +56,7 @@ export class Store {
       version: 1,
       seq: this.seq,
       // Keys never reach the disk: a restarted agent detaches and adopts without them.
-      attach: live(this.maps.attach).map((r) => ({ ...r, spec: withoutSecrets(r.spec) })),
+      attach: live(this.maps.attach).map((r) => ({ ...r, spec: withoutSecrets(r.spec, this.secretFields) })),
       mount: live(this.maps.mount),
       container: live(this.maps.container),
     };
@@ -64,11 +72,28 @@ export class Store {
   }
 
   put(rec: AnyRec): void {
+    const old = this.maps[rec.type].get(rec.id);
+    if (old) this.unindex(old);
     (this.maps[rec.type] as Map<number, AnyRec>).set(rec.id, rec);
+    for (const h of rec.holds) {
+      const k = keyOf(h);
+      let set = this.holdersOf.get(k);
+      if (!set) this.holdersOf.set(k, (set = new Set()));
+      set.add(rec);
+    }
+    if (rec.type === 'container' && rec.name) this.names.set(rec.name, rec);
   }
 
   remove(ref: Ref): void {
+    const rec = this.maps[ref.type].get(ref.id);
+    if (!rec) return;
+    this.unindex(rec);
     this.maps[ref.type].delete(ref.id);
+  }
+
+  private unindex(rec: AnyRec): void {
+    for (const h of rec.holds) this.holdersOf.get(keyOf(h))?.delete(rec);
+    if (rec.type === 'container' && rec.name && this.names.get(rec.name) === rec) this.names.delete(rec.name);
   }
 
   find<T extends ObjType>(type: T, id: number): RecOf<T> | undefined {
@@ -82,31 +107,29 @@ export class Store {
     return r;
   }
 
+  /** Committed records of a type, by id (maps keep insertion order, and ids only grow). */
   list<T extends ObjType>(type: T): RecOf<T>[] {
-    return [...(this.maps[type] as Map<number, RecOf<T>>).values()].filter((r) => !r.pending).sort((a, b) => a.id - b.id);
-  }
-
-  all(): AnyRec[] {
-    return [...this.maps.attach.values(), ...this.maps.mount.values(), ...this.maps.container.values()];
+    const out: RecOf<T>[] = [];
+    for (const r of (this.maps[type] as Map<number, RecOf<T>>).values()) if (!r.pending) out.push(r);
+    return out;
   }
 
   /** Records that hold `ref` (its users). */
   holders(ref: Ref): AnyRec[] {
-    return this.all().filter((r) => r.holds.some((h) => sameRef(h, ref)));
+    return [...(this.holdersOf.get(keyOf(ref)) ?? [])];
   }
 
   /** `refs` as the API shows it: holders, plus the user for a top-level object. */
   refs(rec: AnyRec): number {
-    return this.holders({ type: rec.type, id: rec.id }).length + (rec.owner === 'user' ? 1 : 0);
+    return (this.holdersOf.get(keyOf(rec))?.size ?? 0) + (rec.owner === 'user' ? 1 : 0);
   }
 
   containerByName(name: string): ContainerRec | undefined {
-    for (const c of this.maps.container.values()) if (c.name === name) return c;
-    return undefined;
+    return this.names.get(name);
   }
 
   assertNameFree(name: string): void {
     const other = this.containerByName(name);
-    if (other) throw conflict(`a container named "${name}" already exists (id ${other.id})`);
+    if (other) throw alreadyExists(`a container named "${name}" already exists (id ${other.id})`);
   }
 }

@@ -2,12 +2,12 @@
 // hierarchy of a hybrid host) cgroup.kill and cgroup.freeze do the work; on pure v1 the freezer
 // and pids controllers do. The only place that touches /sys/fs/cgroup.
 import { createHash } from 'node:crypto';
-import { access, mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { sleep } from '../util/time.js';
+import { exists } from './fs.js';
 
 const ROOT = '/sys/fs/cgroup';
-const exists = (p: string) => access(p).then(() => true, () => false);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface CgroupLayout {
   mode: 'v2' | 'hybrid' | 'v1';

@@ -44,15 +44,3 @@ export function launchDetached(file: string, args: string[], readyTimeoutMs: num
   (child.stderr as NodeJS.ReadableStream & { unref?: () => void })?.unref?.();
   return { child, ready, exited };
 }
-
-/** /proc/PID/stat start time: tells a live process from a reused PID. */
-export async function processStartTime(pid: number): Promise<string | null> {
-  const { readFile } = await import('node:fs/promises');
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // Field 22, counted after the parenthesised command name (which may contain spaces).
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
-  } catch {
-    return null;
-  }
-}

@@ -1,7 +1,8 @@
 // The one way this project runs an external tool: argv arrays (never a shell string), a timeout,
 // bounded output, and stderr kept for the error message.
 import { execa } from 'execa';
-import { ApiError } from '../model/errors.js';
+import { AgentError, type ErrorKind } from '../model/errors.js';
+import { redactText as redact } from '../model/secrets.js';
 
 export interface RunOptions {
   timeoutMs?: number;
@@ -9,8 +10,8 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** Extra redactions applied to the command line and stderr before they reach an error message. */
   secrets?: string[];
-  /** Error kind to use when the tool fails (default INTERNAL). */
-  failKind?: ApiError['kind'];
+  /** What the tool's failure means, when the caller knows (default INTERNAL: a fault of the node). */
+  failKind?: ErrorKind;
   cwd?: string;
 }
 
@@ -21,13 +22,8 @@ export interface RunResult {
 
 const MAX_BUFFER = 1024 * 1024;
 
-export function redact(text: string, secrets: string[] = []): string {
-  let out = text;
-  for (const s of secrets) if (s) out = out.split(s).join('<redacted>');
-  return out;
-}
 
-/** Run `file args…`; resolve with trimmed stdout/stderr, reject with an ApiError naming the tool and its stderr. */
+/** Run `file args…`; resolve with trimmed stdout/stderr, reject with an AgentError naming the tool and its stderr. */
 export async function run(file: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   const secrets = opts.secrets ?? [];
   const res = await execa(file, args, {
@@ -49,7 +45,7 @@ export async function run(file: string, args: string[], opts: RunOptions = {}): 
         ? 'produced too much output'
         : redact(String(res.stderr || res.stdout || res.shortMessage).trim(), secrets).split('\n').slice(-3).join('; ') ||
           `exit code ${res.exitCode}`;
-    throw new ApiError(res.timedOut ? 'TIMEOUT' : (opts.failKind ?? 'INTERNAL'), `${cmd}: ${why}`);
+    throw new AgentError(res.timedOut ? 'TIMEOUT' : (opts.failKind ?? 'INTERNAL'), `${cmd}: ${why}`);
   }
   return { stdout: String(res.stdout), stderr: String(res.stderr) };
 }

@@ -1,6 +1,7 @@
-// mount(8)/umount(8) and what the kernel can mount. The one place that mounts or unmounts.
+// mount(8)/umount(8) and what the kernel can mount. A tool's failure is reported as it is
+// (INTERNAL); the driver that asked knows what it means for the request.
 import { readFile, rm, rmdir } from 'node:fs/promises';
-import { badRequest, notImplemented } from '../model/errors.js';
+import { invalid, unsupported } from '../model/errors.js';
 import { run } from './exec.js';
 import { mountsUnder } from './mountinfo.js';
 
@@ -18,7 +19,7 @@ export async function kernelFilesystems(): Promise<Set<string>> {
 
 export async function requireFilesystem(fstype: string, why = ''): Promise<void> {
   if (!(await kernelFilesystems()).has(fstype)) {
-    throw notImplemented(`this kernel cannot mount "${fstype}" (it is not in /proc/filesystems)${why}`);
+    throw unsupported(`this kernel cannot mount "${fstype}" (it is not in /proc/filesystems)${why}`);
   }
 }
 
@@ -26,9 +27,9 @@ export async function requireFilesystem(fstype: string, why = ''): Promise<void>
 export function checkOptions(options: string[] | undefined, what: string, reserved: string[] = []): string[] {
   const out: string[] = [];
   for (const o of options ?? []) {
-    if (/[,\s\0]/.test(o)) throw badRequest(`${what}: option "${o}" may not contain commas or whitespace`);
+    if (/[,\s\0]/.test(o)) throw invalid(`${what}: option "${o}" may not contain commas or whitespace`);
     const key = o.split('=')[0]!.toLowerCase();
-    if (reserved.includes(key)) throw badRequest(`${what}: option "${key}" is set by the agent and may not be given`);
+    if (reserved.includes(key)) throw invalid(`${what}: option "${key}" is set by the agent and may not be given`);
     out.push(o);
   }
   return out;
@@ -51,18 +52,21 @@ export async function mount(a: MountArgs): Promise<void> {
   if (a.fstype) args.push('-t', a.fstype);
   if (a.options?.length) args.push('-o', a.options.join(','));
   args.push('--', a.source, a.target);
-  await run('mount', args, { timeoutMs: MOUNT_TIMEOUT_MS, failKind: 'BAD_REQUEST', cwd: a.cwd });
+  await run('mount', args, { timeoutMs: MOUNT_TIMEOUT_MS, cwd: a.cwd });
 }
 
 export async function remount(target: string, options: string[]): Promise<void> {
   await run('mount', ['-o', ['remount', ...options].join(','), '--', target], { timeoutMs: MOUNT_TIMEOUT_MS });
 }
 
+/** Unmount the topmost mount at `target`. */
+export async function unmount(target: string): Promise<void> {
+  await run('umount', ['--', target], { timeoutMs: MOUNT_TIMEOUT_MS });
+}
+
 /** Unmount everything at and below `target` (deepest first); not mounted is not an error. */
 export async function unmountTree(target: string): Promise<void> {
-  for (const m of await mountsUnder(target)) {
-    await run('umount', ['--', m.target], { timeoutMs: MOUNT_TIMEOUT_MS, failKind: 'CONFLICT' });
-  }
+  for (const m of await mountsUnder(target)) await unmount(m.target);
 }
 
 /** Remove a directory the agent created (empty mountpoint), ignoring one already gone. */

@@ -1,15 +1,15 @@
 // Confining user-supplied paths to their base directory: no `..`, no escape through symlinks.
 import { realpath } from 'node:fs/promises';
 import { isAbsolute, join, normalize, sep } from 'node:path';
-import { badRequest, fromFsError } from '../model/errors.js';
+import { invalid, fromFsError } from '../model/errors.js';
 
 /**
  * Resolve `path` (relative to `base`, a leading `/` meaning the base itself) to a real path that
  * lies inside `base`. `what` names the field for error messages.
  */
 export async function resolveWithin(base: string, path: string, what: string): Promise<string> {
-  if (path.includes('\0')) throw badRequest(`${what}: contains a NUL byte`);
-  if (path.split('/').includes('..')) throw badRequest(`${what}: "${path}" may not contain ".."`);
+  if (path.includes('\0')) throw invalid(`${what}: contains a NUL byte`);
+  if (path.split('/').includes('..')) throw invalid(`${what}: "${path}" may not contain ".."`);
   const realBase = await realpath(base).catch((e) => {
     throw fromFsError(e, `${what}: base ${base}`);
   });
@@ -18,7 +18,7 @@ export async function resolveWithin(base: string, path: string, what: string): P
     throw fromFsError(e, `${what}: "${path}"`);
   });
   if (!isInside(realBase, real)) {
-    throw badRequest(`${what}: "${path}" leads outside its base through a symbolic link (to ${real})`);
+    throw invalid(`${what}: "${path}" leads outside its base through a symbolic link (to ${real})`);
   }
   return real;
 }

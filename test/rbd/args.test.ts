@@ -2,7 +2,8 @@
 // client files' text, error classification, identity and redaction. No cluster needed.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ApiError } from '../../src/model/errors.js';
+import { AgentError } from '../../src/model/errors.js';
+import { withoutSecrets } from '../../src/model/secrets.js';
 import { clientConfText, keyringText } from '../../src/attach/rbd/cephconf.js';
 import { rbdDriver, rbdIdentity } from '../../src/attach/rbd/index.js';
 import { krbdMapArgs, krbdUnmapArgs, parseMapOutput, sysfsMatches } from '../../src/attach/rbd/krbd.js';
@@ -28,7 +29,7 @@ const kinds = (fn: () => unknown): string => {
   try {
     fn();
   } catch (e) {
-    assert.ok(e instanceof ApiError, `not an ApiError: ${String(e)}`);
+    assert.ok(e instanceof AgentError, `not an AgentError: ${String(e)}`);
     return e.kind;
   }
   assert.fail('did not throw');
@@ -140,7 +141,7 @@ describe('krbd map arguments', () => {
 
   test('map output and sysfs matching', () => {
     assert.equal(parseMapOutput('/dev/rbd12\n'), 12);
-    assert.throws(() => parseMapOutput('nothing'), ApiError);
+    assert.throws(() => parseMapOutput('nothing'), AgentError);
     const r = resolveSpec(spec({ namespace: 'ns' }));
     assert.ok(sysfsMatches({ pool: 'rbd', name: 'img', current_snap: '-', pool_ns: 'ns' }, r));
     assert.ok(!sysfsMatches({ pool: 'rbd', name: 'img', current_snap: '-', pool_ns: '' }, r));
@@ -173,7 +174,7 @@ describe('options per path', () => {
   test('userspace paths refuse kernel-only options with the reason', () => {
     for (const o of [{ queue_depth: 4 }, { ip: '1.2.3.4' }, { osdkeepalive: 3 }, { lock_on_read: true }, { force: true }, { alloc_size: 4096 }]) {
       const r = resolveSpec(spec({}, o));
-      assert.throws(() => checkOptionsFor('fuse', r.opts), (e: ApiError) => e.kind === 'BAD_REQUEST' && /krbd|kernel/.test(e.message));
+      assert.throws(() => checkOptionsFor('fuse', r.opts), (e: AgentError) => e.kind === 'INVALID' && /krbd|kernel/.test(e.message));
       assert.doesNotThrow(() => checkOptionsFor('krbd', r.opts));
     }
     assert.throws(() => checkOptionsFor('fuse', { exclusive: true }), /exclusive/);
@@ -198,18 +199,18 @@ describe('options per path', () => {
 
 describe('spec checks', () => {
   test('bad input is a 400 naming the field', () => {
-    assert.equal(kinds(() => resolveSpec(spec({ monitors: [] }))), 'BAD_REQUEST');
-    assert.equal(kinds(() => resolveSpec(spec({ monitors: ['a b'] }))), 'BAD_REQUEST');
-    assert.equal(kinds(() => resolveSpec(spec({ pool: 'a/b' }))), 'BAD_REQUEST');
-    assert.equal(kinds(() => resolveSpec(spec({ image: '..' }))), 'BAD_REQUEST');
-    assert.equal(kinds(() => resolveSpec(spec({ image: '-rf' }))), 'BAD_REQUEST');
-    assert.equal(kinds(() => resolveSpec(spec({}, { ro: true, rw: true }))), 'BAD_REQUEST');
-    assert.equal(kinds(() => resolveSpec(spec({}, { crc: true, nocrc: true }))), 'BAD_REQUEST');
-    assert.equal(kinds(() => resolveSpec(spec({ snapshot: 's' }, { rw: true }))), 'BAD_REQUEST');
-    assert.equal(kinds(() => resolveSpec(spec({ namespace: 'a' }, { namespace: 'b' }))), 'BAD_REQUEST');
-    assert.equal(kinds(() => resolveSpec(spec({}, { mount_timeout: 0 }))), 'BAD_REQUEST');
-    assert.equal(kinds(() => resolveSpec(spec({}, { fsid: 'nope' }))), 'BAD_REQUEST');
-    assert.equal(kinds(() => resolveSpec(spec({}, { name: 'a\nb' }))), 'BAD_REQUEST');
+    assert.equal(kinds(() => resolveSpec(spec({ monitors: [] }))), 'INVALID');
+    assert.equal(kinds(() => resolveSpec(spec({ monitors: ['a b'] }))), 'INVALID');
+    assert.equal(kinds(() => resolveSpec(spec({ pool: 'a/b' }))), 'INVALID');
+    assert.equal(kinds(() => resolveSpec(spec({ image: '..' }))), 'INVALID');
+    assert.equal(kinds(() => resolveSpec(spec({ image: '-rf' }))), 'INVALID');
+    assert.equal(kinds(() => resolveSpec(spec({}, { ro: true, rw: true }))), 'INVALID');
+    assert.equal(kinds(() => resolveSpec(spec({}, { crc: true, nocrc: true }))), 'INVALID');
+    assert.equal(kinds(() => resolveSpec(spec({ snapshot: 's' }, { rw: true }))), 'INVALID');
+    assert.equal(kinds(() => resolveSpec(spec({ namespace: 'a' }, { namespace: 'b' }))), 'INVALID');
+    assert.equal(kinds(() => resolveSpec(spec({}, { mount_timeout: 0 }))), 'INVALID');
+    assert.equal(kinds(() => resolveSpec(spec({}, { fsid: 'nope' }))), 'INVALID');
+    assert.equal(kinds(() => resolveSpec(spec({}, { name: 'a\nb' }))), 'INVALID');
   });
   test('a malformed secret is refused without being echoed', () => {
     const bad = 'not a key\n[client.x]';
@@ -217,7 +218,7 @@ describe('spec checks', () => {
       resolveSpec(spec({}, { secret: bad }));
       assert.fail('accepted');
     } catch (e) {
-      assert.ok(e instanceof ApiError && e.kind === 'BAD_REQUEST');
+      assert.ok(e instanceof AgentError && e.kind === 'INVALID');
       assert.ok(!e.message.includes(bad));
     }
   });
@@ -252,9 +253,9 @@ describe('identity and redaction', () => {
     );
     assert.notEqual(a, rbdIdentity({ monitors: ['10.0.0.1'], pool: 'p', image: 'i' }));
   });
-  test('describe hides the secret, keeps the rest', () => {
+  test('the declared secret field hides the key, keeps the rest; describe adds the krbd device id', () => {
     const s = spec({}, { name: 'u', ro: true });
-    const shown = rbdDriver.describe!(s, { device_file: '/dev/loop0', state: { mode: 'fuse' } });
+    const shown = withoutSecrets(s, new Set(rbdDriver.secretFields));
     assert.equal(shown.options?.secret, '<redacted>');
     assert.equal(shown.options?.name, 'u');
     assert.equal(s.options?.secret, KEY, 'the stored spec is untouched');
@@ -283,19 +284,19 @@ describe('client files', () => {
   });
   test('paths that would break a ceph.conf are refused', () => {
     const r = resolveSpec(spec());
-    assert.throws(() => clientConfText(r, { keyring: '/a#b/keyring', log: '/l' }), ApiError);
+    assert.throws(() => clientConfText(r, { keyring: '/a#b/keyring', log: '/l' }), AgentError);
   });
 });
 
 describe('probe failures', () => {
   const r = resolveSpec(spec({ namespace: 'ns' }, { mount_timeout: 3 }));
   const cases: Array<[string, string, boolean, string, RegExp]> = [
-    ['wrong key', 'monclient(hunting): handle_auth_bad_method server allowed_methods [2] but i only support [2,1]\nrbd: couldn\'t connect to the cluster!', false, 'BAD_REQUEST', /authentication failed for client\.admin/],
+    ['wrong key', 'monclient(hunting): handle_auth_bad_method server allowed_methods [2] but i only support [2,1]\nrbd: couldn\'t connect to the cluster!', false, 'INVALID', /authentication failed for client\.admin/],
     ['no such pool', "rbd: error opening pool 'p': (2) No such file or directory", false, 'NOT_FOUND', /pool "rbd"/],
     ['no such namespace', "rbd: namespace 'ns' does not exist.", false, 'NOT_FOUND', /namespace "ns"/],
     ['no such image', 'rbd: error opening image img: (2) No such file or directory', false, 'NOT_FOUND', /image "img"/],
     ['no such snapshot', 'error setting snapshot context: (2) No such file or directory', false, 'NOT_FOUND', /snapshot/],
-    ['no caps', 'rbd: error opening image img: (1) Operation not permitted', false, 'BAD_REQUEST', /not permitted/],
+    ['no caps', 'rbd: error opening image img: (1) Operation not permitted', false, 'INVALID', /not permitted/],
     ['unreachable', 'monclient(hunting): authenticate timed out after 2\nrbd: couldn\'t connect to the cluster!', false, 'TIMEOUT', /could not reach the monitors 10\.0\.0\.1 within 3 s/],
     ['killed at the deadline', 'rbd ...: timed out after 3000 ms', true, 'TIMEOUT', /could not reach/],
   ];

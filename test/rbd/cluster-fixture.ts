@@ -111,9 +111,6 @@ export async function makeCtx(runDir?: string, config: Record<string, unknown> =
   return {
     runDir: dir,
     log: pino({ level: 'silent' }),
-    mountpoint: () => {
-      throw new Error('no mounts in these tests');
-    },
     config,
   };
 }

@@ -8,7 +8,7 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import type { Attached, DriverContext } from '../../src/attach/driver.js';
 import { rbdDriver } from '../../src/attach/rbd/index.js';
 import type { RbdOptions, RbdSpec } from '../../src/attach/rbd/types.js';
-import { ApiError } from '../../src/model/errors.js';
+import { AgentError } from '../../src/model/errors.js';
 import {
   type Cluster,
   cephSkipReason,
@@ -69,19 +69,19 @@ async function assertClean(runDir: string): Promise<void> {
 }
 
 /** Expect attach to fail with `kind` (and `msg`) within `withinMs`, leaving nothing behind. */
-async function expectFailure(s: RbdSpec, kind: ApiError['kind'], msg: RegExp, withinMs: number, t: TestContext) {
+async function expectFailure(s: RbdSpec, kind: AgentError['kind'], msg: RegExp, withinMs: number, t: TestContext) {
   const c = await ctx();
   const t0 = Date.now();
   let err: unknown;
   try {
-    const a = await rbdDriver.attach(s, c);
+    const a = await rbdDriver.attach(s, {}, c);
     await rbdDriver.detach(s, a, c).catch(() => undefined);
   } catch (e) {
     err = e;
   }
   const ms = Date.now() - t0;
   t.diagnostic(`failed in ${ms} ms: ${(err as Error | undefined)?.message}`);
-  assert.ok(err instanceof ApiError, `expected an ApiError, got ${String(err)}`);
+  assert.ok(err instanceof AgentError, `expected an AgentError, got ${String(err)}`);
   assert.equal(err.kind, kind, err.message);
   assert.match(err.message, msg);
   assert.ok(!err.message.includes(cluster!.env.CEPH_ADMIN_KEY!), 'the key is not in the message');
@@ -132,7 +132,7 @@ describe('rbd through rbd-fuse on a real cluster', { concurrency: false }, () =>
     const c = await ctx();
     const s = spec('bb1', { ro: true });
     const t0 = Date.now();
-    const a = await rbdDriver.attach(s, c);
+    const a = await rbdDriver.attach(s, {}, c);
     const ms = Date.now() - t0;
     t.diagnostic(`attach (first, starts rbd-fuse) took ${ms} ms`);
     process.stderr.write(`# rbd attach (starting rbd-fuse) took ${ms} ms\n`);
@@ -189,11 +189,11 @@ describe('rbd through rbd-fuse on a real cluster', { concurrency: false }, () =>
     const c = await ctx();
     const s1 = spec('bb1', { ro: true });
     const s2 = spec('bb2', { ro: true });
-    const a1 = await rbdDriver.attach(s1, c);
+    const a1 = await rbdDriver.attach(s1, {}, c);
     let a2: Attached | undefined;
     try {
       const t0 = Date.now();
-      a2 = await rbdDriver.attach(s2, c);
+      a2 = await rbdDriver.attach(s2, {}, c);
       t.diagnostic(`attach (second, shared rbd-fuse) took ${Date.now() - t0} ms`);
       process.stderr.write(`# rbd attach (shared rbd-fuse) took ${Date.now() - t0} ms\n`);
       assert.equal(a1.state.dir, a2.state.dir, 'same instance');
@@ -221,12 +221,12 @@ describe('rbd through rbd-fuse on a real cluster', { concurrency: false }, () =>
     if (skipIfNoCeph(t)) return;
     const c = await ctx();
     const s = spec('bb1', { ro: true });
-    const a = await rbdDriver.attach(s, c);
+    const a = await rbdDriver.attach(s, {}, c);
     try {
-      await assert.rejects(rbdDriver.attach(s, c), (e: ApiError) => e.kind === 'CONFLICT' && /bb1/.test(e.message));
+      await assert.rejects(rbdDriver.attach(s, {}, c), (e: AgentError) => e.kind === 'ALREADY_EXISTS' && /bb1/.test(e.message));
       // Same image, monitors given differently (same set): still the same image.
-      await assert.rejects(rbdDriver.attach({ ...s, monitors: ['127.0.0.1', '127.0.0.1'] }, c), (e: ApiError) => e.kind === 'CONFLICT');
-      await assert.rejects(rbdDriver.attach(spec('missing', { ro: true }), c), (e: ApiError) => e.kind === 'NOT_FOUND');
+      await assert.rejects(rbdDriver.attach({ ...s, monitors: ['127.0.0.1', '127.0.0.1'] }, {}, c), (e: AgentError) => e.kind === 'ALREADY_EXISTS');
+      await assert.rejects(rbdDriver.attach(spec('missing', { ro: true }), {}, c), (e: AgentError) => e.kind === 'NOT_FOUND');
       assert.equal((await fuseProcsUnder(c.runDir)).length, 1);
       assert.ok((await readDev(a.device_file, image.length)).equals(image), 'first attachment unharmed');
     } finally {
@@ -239,7 +239,7 @@ describe('rbd through rbd-fuse on a real cluster', { concurrency: false }, () =>
     if (skipIfNoCeph(t)) return;
     const c = await ctx();
     const s = spec('bb2', { ro: true });
-    const a = await rbdDriver.attach(s, c);
+    const a = await rbdDriver.attach(s, {}, c);
     // What the store persisted, read back by a new agent process with a fresh context.
     const persisted = JSON.parse(JSON.stringify({ spec: s, attached: a })) as { spec: RbdSpec; attached: Attached };
     const c2 = await makeCtx(c.runDir);
@@ -259,7 +259,7 @@ describe('rbd through rbd-fuse on a real cluster', { concurrency: false }, () =>
     if (skipIfNoCeph(t)) return;
     const c = await ctx();
     const s = spec('bb1', { ro: true });
-    const a = await rbdDriver.attach(s, c);
+    const a = await rbdDriver.attach(s, {}, c);
     const [pid] = await fuseProcsUnder(c.runDir);
     assert.ok(pid);
     process.kill(pid, 'SIGKILL');
@@ -273,7 +273,7 @@ describe('rbd through rbd-fuse on a real cluster', { concurrency: false }, () =>
     if (skipIfNoCeph(t)) return;
     const c = await ctx();
     const s = spec('nsimg', { ro: true, fsid: cluster!.env.CEPH_FSID! }, { namespace: 'ns1' });
-    const a = await rbdDriver.attach(s, c);
+    const a = await rbdDriver.attach(s, {}, c);
     try {
       assert.ok((await readDev(a.device_file, image.length)).equals(image));
     } finally {
@@ -282,7 +282,7 @@ describe('rbd through rbd-fuse on a real cluster', { concurrency: false }, () =>
     await assertClean(c.runDir);
     await expectFailure(
       spec('nsimg', { ro: true, fsid: '00000000-1111-2222-3333-444444444444' }, { namespace: 'ns1' }),
-      'BAD_REQUEST',
+      'INVALID',
       /fsid/,
       10_000,
       t,
@@ -293,7 +293,7 @@ describe('rbd through rbd-fuse on a real cluster', { concurrency: false }, () =>
     if (skipIfNoCeph(t)) return;
     const c = await ctx();
     const s = spec('scratch', { mount_timeout: 5 });
-    const a = await rbdDriver.attach(s, c);
+    const a = await rbdDriver.attach(s, {}, c);
     const data = Buffer.alloc(65536, 0);
     data.write('imageapi rbd write test', 0);
     data.write('tail', 65536 - 4);
@@ -318,32 +318,32 @@ describe('rbd through rbd-fuse on a real cluster', { concurrency: false }, () =>
 
   test('a snapshot cannot go through rbd-fuse (501), nothing left', async (t) => {
     if (skipIfNoCeph(t)) return;
-    await expectFailure(spec('bb1', {}, { snapshot: 's1' }), 'NOT_IMPLEMENTED', /snapshot/, 1000, t);
+    await expectFailure(spec('bb1', {}, { snapshot: 's1' }), 'UNSUPPORTED', /snapshot/, 1000, t);
   });
 
   test('kernel-only options are refused with the reason, nothing left', async (t) => {
     if (skipIfNoCeph(t)) return;
-    await expectFailure(spec('bb1', { queue_depth: 64 }), 'BAD_REQUEST', /queue_depth.*krbd/, 1000, t);
+    await expectFailure(spec('bb1', { queue_depth: 64 }), 'INVALID', /queue_depth.*krbd/, 1000, t);
   });
 
   describe('failures: the right kind, within mount_timeout, nothing left behind', { concurrency: false }, () => {
     test('wrong key: 400 authentication failed', async (t) => {
       if (skipIfNoCeph(t)) return;
       const s = spec('bb1', { ro: true, mount_timeout: 3, secret: otherKey(cluster!.env.CEPH_ADMIN_KEY!) });
-      await expectFailure(s, 'BAD_REQUEST', /authentication failed for client\.admin/, 3500, t);
+      await expectFailure(s, 'INVALID', /authentication failed for client\.admin/, 3500, t);
     });
     test('a fresh random key: 400 authentication failed', async (t) => {
       if (skipIfNoCeph(t)) return;
-      await expectFailure(spec('bb1', { ro: true, mount_timeout: 3, secret: randomKey() }), 'BAD_REQUEST', /authentication failed/, 3500, t);
+      await expectFailure(spec('bb1', { ro: true, mount_timeout: 3, secret: randomKey() }), 'INVALID', /authentication failed/, 3500, t);
     });
     test('unknown user: 400 authentication failed', async (t) => {
       if (skipIfNoCeph(t)) return;
-      await expectFailure(spec('bb1', { ro: true, mount_timeout: 2, name: 'nobody' }), 'BAD_REQUEST', /authentication failed/, 2500, t);
+      await expectFailure(spec('bb1', { ro: true, mount_timeout: 2, name: 'nobody' }), 'INVALID', /authentication failed/, 2500, t);
     });
     test('no key at all: 400 saying cephx is required', async (t) => {
       if (skipIfNoCeph(t)) return;
       const s: RbdSpec = { monitors: ['127.0.0.1'], pool: 'rbd', image: 'bb1', options: { ro: true, mount_timeout: 3 } };
-      await expectFailure(s, 'BAD_REQUEST', /cephx/, 3500, t);
+      await expectFailure(s, 'INVALID', /cephx/, 3500, t);
     });
     test('unknown pool: 404 naming the pool', async (t) => {
       if (skipIfNoCeph(t)) return;

@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import { pino } from 'pino';
 import { rbdDriver } from '../../src/attach/rbd/index.js';
 import { chooseMode, hostFacts, parseModeSetting, type HostFacts } from '../../src/attach/rbd/mode.js';
-import { ApiError } from '../../src/model/errors.js';
+import { AgentError } from '../../src/model/errors.js';
 
 const none: HostFacts = { krbd: false, nbdKernel: false, rbd: false, rbdNbd: false, rbdFuse: false, fuse: false };
 const tools = { rbd: true, rbdNbd: true, rbdFuse: true };
@@ -17,7 +17,7 @@ const kindOf = (fn: () => unknown) => {
     fn();
     return 'ok';
   } catch (e) {
-    assert.ok(e instanceof ApiError);
+    assert.ok(e instanceof AgentError);
     return e.kind;
   }
 };
@@ -38,7 +38,7 @@ describe('auto mode', () => {
   test('nothing usable: 501 with the reasons', () => {
     assert.throws(
       () => chooseMode('auto', { ...none, rbd: true }),
-      (e: ApiError) => e.kind === 'NOT_IMPLEMENTED' && /\/sys\/bus\/rbd/.test(e.message) && /rbd-fuse|FUSE/.test(e.message),
+      (e: AgentError) => e.kind === 'UNSUPPORTED' && /\/sys\/bus\/rbd/.test(e.message) && /rbd-fuse|FUSE/.test(e.message),
     );
   });
 });
@@ -47,16 +47,16 @@ describe('forced modes', () => {
   test('krbd without kernel RBD is a 501 naming /sys/bus/rbd', () => {
     assert.throws(
       () => chooseMode('krbd', { ...none, ...tools, fuse: true }),
-      (e: ApiError) => e.kind === 'NOT_IMPLEMENTED' && /\/sys\/bus\/rbd/.test(e.message),
+      (e: AgentError) => e.kind === 'UNSUPPORTED' && /\/sys\/bus\/rbd/.test(e.message),
     );
   });
   test('nbd without nbd, or without rbd-nbd, is a 501', () => {
-    assert.equal(kindOf(() => chooseMode('nbd', { ...none, ...tools })), 'NOT_IMPLEMENTED');
-    assert.equal(kindOf(() => chooseMode('nbd', { ...none, ...tools, rbdNbd: false, nbdKernel: true })), 'NOT_IMPLEMENTED');
+    assert.equal(kindOf(() => chooseMode('nbd', { ...none, ...tools })), 'UNSUPPORTED');
+    assert.equal(kindOf(() => chooseMode('nbd', { ...none, ...tools, rbdNbd: false, nbdKernel: true })), 'UNSUPPORTED');
   });
   test('fuse without /dev/fuse or rbd-fuse is a 501', () => {
-    assert.equal(kindOf(() => chooseMode('fuse', { ...none, ...tools })), 'NOT_IMPLEMENTED');
-    assert.equal(kindOf(() => chooseMode('fuse', { ...none, ...tools, rbdFuse: false, fuse: true })), 'NOT_IMPLEMENTED');
+    assert.equal(kindOf(() => chooseMode('fuse', { ...none, ...tools })), 'UNSUPPORTED');
+    assert.equal(kindOf(() => chooseMode('fuse', { ...none, ...tools, rbdFuse: false, fuse: true })), 'UNSUPPORTED');
   });
   test('forced modes that can work are taken', () => {
     const all = { ...none, ...tools, krbd: true, nbdKernel: true, fuse: true };
@@ -86,10 +86,10 @@ describe('on this host', () => {
         }
         if (!expectFail) continue;
         const c = { ...ctx, config: { rbd_mode: mode } };
-        await assert.rejects(rbdDriver.available!(c), (e: ApiError) => e.kind === 'NOT_IMPLEMENTED');
+        await assert.rejects(rbdDriver.available!({ monitors: ['127.0.0.1'], pool: 'rbd', image: 'x' }, c), (e: AgentError) => e.kind === 'UNSUPPORTED');
         await assert.rejects(
-          rbdDriver.attach({ monitors: ['127.0.0.1'], pool: 'rbd', image: 'x' }, c),
-          (e: ApiError) => e.kind === 'NOT_IMPLEMENTED',
+          rbdDriver.attach({ monitors: ['127.0.0.1'], pool: 'rbd', image: 'x' }, {}, c),
+          (e: AgentError) => e.kind === 'UNSUPPORTED',
         );
       }
       assert.deepEqual(await readdir(runDir), [], 'nothing created');

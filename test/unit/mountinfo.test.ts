@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { describeError } from '../../src/api/errors.js';
-import { ApiError } from '../../src/model/errors.js';
+import { AgentError } from '../../src/model/errors.js';
 import { parseMountinfo } from '../../src/sys/mountinfo.js';
 
 describe('mountinfo parsing', () => {
@@ -20,7 +20,7 @@ describe('mountinfo parsing', () => {
 
 describe('error rendering', () => {
   it('maps kinds to statuses and names validator fields', () => {
-    assert.deepEqual(describeError(new ApiError('CONFLICT', 'in use')), { status: 409, message: 'in use' });
+    assert.deepEqual(describeError(new AgentError('IN_USE', 'in use')), { status: 409, message: 'in use' });
     const v = describeError({ status: 400, errors: [{ path: '/body/overlay/lower/0/id', message: 'must be integer' }] });
     assert.deepEqual(v, { status: 400, message: 'body.overlay.lower[0].id: must be integer' });
     assert.equal(describeError({ type: 'entity.parse.failed', message: 'x' }).status, 400);

@@ -1,8 +1,8 @@
-// The generic v0.2 routes: /attach, /mount, /container. Thin: select, call the engine or the
-// container manager, render.
+// API v0.2, the generic routes (served under /imageapi/v1 and /): /attach, /mount, /container.
+// Thin: select, call the core or the container manager, render.
 import { Router } from 'express';
+import { invalid } from '../../model/errors.js';
 import type { AttachSpec, ContainerSpec, MountSpec, RequestedState } from '../../model/types.js';
-import { badRequest } from '../../model/errors.js';
 import { jsonBody } from '../body.js';
 import type { Services } from '../services.js';
 import { q } from '../query.js';
@@ -10,10 +10,10 @@ import { sendLog } from './log.js';
 
 /** A top-level create defines an object; an `id` there is a client mixing up create and read. */
 function noId(spec: { id?: number }, noun: string, route: string): void {
-  if (spec.id !== undefined) throw badRequest(`${route}.id: ids are given by the agent; to read ${noun} ${spec.id}, GET /${route}?id=${spec.id}`);
+  if (spec.id !== undefined) throw invalid(`${route}.id: ids are given by the agent; to read ${noun} ${spec.id}, GET /${route}?id=${spec.id}`);
 }
 
-export function v2Routes(s: Services): Router {
+export function genericV02Routes(s: Services): Router {
   const r = Router();
   const { engine, views, containers, store } = s;
 
@@ -33,7 +33,7 @@ export function v2Routes(s: Services): Router {
   r.delete('/attach', async (req, res) => {
     const { id, force } = q(req);
     const shown = views.attach(store.get('attach', id!));
-    await store.mutex.run(() => engine.remove({ type: 'attach', id: id! }, force));
+    await engine.remove({ type: 'attach', id: id! }, force);
     res.json({ ...shown, refs: 0 });
   });
 
@@ -51,7 +51,7 @@ export function v2Routes(s: Services): Router {
   r.delete('/mount', async (req, res) => {
     const { id, force } = q(req);
     const shown = views.mount(store.get('mount', id!));
-    await store.mutex.run(() => engine.remove({ type: 'mount', id: id! }, force));
+    await engine.remove({ type: 'mount', id: id! }, force);
     res.json({ ...shown, refs: 0 });
   });
 
@@ -62,20 +62,23 @@ export function v2Routes(s: Services): Router {
   r.get('/container', (req, res) => {
     const { id, name, state } = q(req);
     const list = id !== undefined || name !== undefined ? [containers.select({ id, name })] : store.list('container');
-    res.json(list.filter((c) => !state || c.state === state).map((c) => containers.view(c)));
+    res.json(list.filter((c) => !state || c.state === state).map((c) => views.container(c)));
   });
   r.post('/container', async (req, res) => {
     const rec = await containers.create(jsonBody<ContainerSpec>(req));
-    res.status(201).json(containers.view(rec));
+    res.status(201).json(views.container(rec));
   });
   r.delete('/container', async (req, res) => {
     const { id, name, force } = q(req);
-    res.json(await containers.remove(containers.select({ id, name }), force));
+    const rec = containers.select({ id, name });
+    const shown = views.container(rec);
+    await containers.remove(rec, force);
+    res.json({ ...shown, refs: 0 });
   });
   r.patch('/container', async (req, res) => {
     const { id, name, state } = q(req);
-    const rec = await containers.setState(containers.select({ id, name }), state as RequestedState, false);
-    res.json(containers.view(rec));
+    const rec = await containers.setState(containers.select({ id, name }), state as RequestedState);
+    res.json(views.container(rec));
   });
   return r;
 }

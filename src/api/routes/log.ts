@@ -2,6 +2,7 @@
 import { open, stat } from 'node:fs/promises';
 import type { Request, Response } from 'express';
 import { notFound } from '../../model/errors.js';
+import { isLive } from '../../container/states.js';
 import type { ContainerRec } from '../../store/records.js';
 import type { Store } from '../../store/store.js';
 import { boolParam, intParam } from '../query.js';
@@ -46,7 +47,7 @@ export async function sendLog(rec: ContainerRec, req: Request, res: Response, st
   req.on('close', () => (closed = true));
   const live = () => {
     const c = store.find('container', rec.id);
-    return !!c && (c.state === 'running' || c.state === 'paused' || c.state === 'stopping' || c.state === 'created');
+    return !!c && (isLive(c.state) || c.state === 'created'); // a created one may still be started
   };
   while (!closed) {
     const more = await readFrom(rec.logfile, offset).catch(() => Buffer.alloc(0));

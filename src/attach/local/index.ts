@@ -1,7 +1,7 @@
 // local: an existing block device of the host; the agent only keeps a reference to it.
 import { stat } from 'node:fs/promises';
+import { fromFsError, invalid } from '../../model/errors.js';
 import type { AttachLocal } from '../../model/types.js';
-import { badRequest, fromFsError } from '../../model/errors.js';
 import type { AttachDriver } from '../driver.js';
 
 async function isBlockDevice(path: string): Promise<boolean> {
@@ -17,7 +17,7 @@ export const localDriver: AttachDriver<AttachLocal> = {
     const st = await stat(spec.path).catch((e) => {
       throw fromFsError(e, `local.path "${spec.path}"`);
     });
-    if (!st.isBlockDevice()) throw badRequest(`local.path "${spec.path}" is not a block device`);
+    if (!st.isBlockDevice()) throw invalid(`local.path "${spec.path}" is not a block device`);
     return { device_file: spec.path, state: {} };
   },
   async detach() {

@@ -1,33 +1,41 @@
 // loopback: a loop device over a file under the host's root or inside another mount.
 import { access, constants, stat } from 'node:fs/promises';
+import { fromFsError, invalid } from '../../model/errors.js';
+import { mountDep } from '../../model/objects.js';
 import type { AttachLoopback } from '../../model/types.js';
-import { badRequest, fromFsError } from '../../model/errors.js';
 import { loopAttach, loopBackingFile, loopDetach, loopReadonly } from '../../sys/loop.js';
 import { resolveWithin } from '../../sys/paths.js';
 import type { AttachDriver } from '../driver.js';
 
-/** The store resolves `mount` to a mountpoint and passes it as `base_dir` (not part of the API). */
-export type LoopbackSpec = AttachLoopback & { base_dir?: string };
-
-export const loopbackDriver: AttachDriver<LoopbackSpec> = {
+export const loopbackDriver: AttachDriver<AttachLoopback> = {
   kind: 'loopback',
 
-  async attach(spec) {
-    const base = spec.base === 'mount' ? spec.base_dir : '/';
-    if (!base) throw badRequest('loopback: base "mount" needs a mount');
+  children(spec) {
+    if ((spec.base ?? 'root') === 'mount') {
+      if (!spec.mount) throw invalid('loopback: base is "mount" but no "mount" is given');
+      return [{ field: 'mount', type: 'mount' }];
+    }
+    if (spec.mount) throw invalid('loopback: "mount" is given but base is "root" (set base to "mount")');
+    return [];
+  },
+
+  async attach(spec, deps) {
+    const base = spec.base === 'mount' ? mountDep(deps, 'mount') : '/';
+    if (!base) throw invalid('loopback: base "mount" needs a mount');
     const file = await resolveWithin(base, spec.path, 'loopback.path');
     const st = await stat(file).catch((e) => {
       throw fromFsError(e, `loopback.path "${spec.path}"`);
     });
-    if (!st.isFile()) throw badRequest(`loopback.path "${spec.path}" is not a regular file`);
-    if (st.size === 0) throw badRequest(`loopback.path "${spec.path}" is empty`);
+    if (!st.isFile()) throw invalid(`loopback.path "${spec.path}" is not a regular file`);
+    if (st.size === 0) throw invalid(`loopback.path "${spec.path}" is empty`);
     // Read-only when asked, or when the file (or the filesystem holding it) cannot be written.
     const writable = await access(file, constants.W_OK).then(
       () => true,
       () => false,
     );
     const dev = await loopAttach(file, { readonly: spec.readonly === true || !writable, partscan: spec.readPartitions === true });
-    return { device_file: dev, state: { file, readonly: await loopReadonly(dev) } };
+    const readonly = await loopReadonly(dev);
+    return { device_file: dev, readonly, state: { file, readonly } };
   },
 
   async detach(_spec, attached) {
@@ -37,10 +45,5 @@ export const loopbackDriver: AttachDriver<LoopbackSpec> = {
 
   async adopt(_spec, attached) {
     return (await loopBackingFile(attached.device_file)) === attached.state.file ? attached : null;
-  },
-
-  describe(spec) {
-    const { base_dir: _hidden, ...shown } = spec;
-    return shown;
   },
 };

@@ -1,8 +1,9 @@
 // The client-side Ceph files for one cluster/user: a ceph.conf and a keyring, mode 0600, in a
 // directory of the agent's run-dir. The key lives only in the keyring file.
-import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { internal } from '../../model/errors.js';
+import { writeAtomic } from '../../sys/fs.js';
 import { libradosSettings } from './options.js';
 import type { Resolved } from './spec.js';
 
@@ -40,12 +41,6 @@ export function keyringText(user: string, key: string): string {
   return `[client.${user}]\n\tkey = ${key}\n`;
 }
 
-async function writePrivate(file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp${process.pid}`;
-  await writeFile(tmp, text, { mode: 0o600 });
-  await chmod(tmp, 0o600);
-  await rename(tmp, file);
-}
 
 /** Write ceph.conf and (with a key) the keyring into `dir` (created 0700). */
 export async function writeClientFiles(dir: string, r: Resolved): Promise<ClientFiles> {
@@ -56,7 +51,7 @@ export async function writeClientFiles(dir: string, r: Resolved): Promise<Client
     keyring: r.key !== undefined ? join(dir, 'keyring') : undefined,
     log: join(dir, 'client.log'),
   };
-  if (files.keyring) await writePrivate(files.keyring, keyringText(r.user, r.key!));
-  await writePrivate(files.conf, clientConfText(r, files));
+  if (files.keyring) await writeAtomic(files.keyring, keyringText(r.user, r.key!));
+  await writeAtomic(files.conf, clientConfText(r, files));
   return files;
 }

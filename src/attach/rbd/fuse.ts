@@ -9,18 +9,22 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { conflict, internal, notImplemented } from '../../model/errors.js';
+import { type AgentError, alreadyExists, internal, unsupported } from '../../model/errors.js';
 import { run } from '../../sys/exec.js';
+import { unmount } from '../../sys/mount.js';
 import { loopAttach, loopBackingFile, loopDetach, loopReadonly } from '../../sys/loop.js';
 import { mountAt } from '../../sys/mountinfo.js';
 import type { Attached, DriverContext } from '../driver.js';
 import { writeClientFiles } from './cephconf.js';
-import { withKeyLock } from './lock.js';
 import { libradosSettings } from './options.js';
 import { checkFsid, probeImage } from './probe.js';
-import { findProcs, stopProc } from './procs.js';
+import { findProcs, stopProc } from '../../sys/procs.js';
+import { KeyedMutex } from '../../util/mutex.js';
 import { imageSpec, rbdIdentity, type Resolved } from './spec.js';
 import type { RbdState } from './types.js';
+
+/** One queue per shared rbd-fuse instance (start, probe, attach, last detach). */
+const instances = new KeyedMutex();
 
 type FuseState = Extract<RbdState, { mode: 'fuse' }>;
 
@@ -96,7 +100,9 @@ async function stopInstance(dir: string, log: DriverContext['log']): Promise<voi
   const mnt = join(dir, 'mnt');
   const procs = await fuseProcs(mnt);
   if (await fuseMounted(mnt)) {
-    await run('umount', ['--', mnt], { timeoutMs: 15_000, failKind: 'CONFLICT' });
+    await unmount(mnt).catch((e: AgentError) => {
+      throw e.as('IN_USE');
+    });
   }
   // rbd-fuse exits by itself once unmounted (it shuts its cluster connection down first).
   for (const p of procs) await stopProc(p.pid, 8000);
@@ -126,7 +132,7 @@ async function startInstance(r: Resolved, conf: string, mnt: string, secrets: st
 
 export async function fuseAttach(r: Resolved, ctx: DriverContext): Promise<Attached> {
   if (r.snapshot !== undefined) {
-    throw notImplemented(
+    throw unsupported(
       `rbd: snapshot "${r.snapshot}": this host has no kernel RBD and rbd-fuse (Ceph 16) exposes only image heads, not snapshots`,
     );
   }
@@ -140,9 +146,9 @@ export async function fuseAttach(r: Resolved, ctx: DriverContext): Promise<Attac
   const secrets = r.key ? [r.key] : [];
   const deadline = Date.now() + r.timeoutS * 1000;
 
-  return withKeyLock(hash, async () => {
+  return instances.run(hash, async () => {
     if ((await attachedIdentities(runDir)).has(rbdIdentity(r.spec))) {
-      throw conflict(`rbd: ${imageSpec(r)} at ${r.spec.monitors.join(', ')} is already attached`);
+      throw alreadyExists(`rbd: ${imageSpec(r)} at ${r.spec.monitors.join(', ')} is already attached`);
     }
     let dev: string | undefined;
     try {
@@ -178,7 +184,7 @@ export async function fuseAttach(r: Resolved, ctx: DriverContext): Promise<Attac
 export async function fuseDetach(attached: Attached, ctx: DriverContext): Promise<void> {
   const st = attached.state as FuseState;
   const hash = basename(st.dir);
-  await withKeyLock(hash, async () => {
+  await instances.run(hash, async () => {
     if ((await loopBackingFile(attached.device_file))?.replace(/ \(deleted\)$/, '') === st.file) {
       await loopDetach(attached.device_file);
     }

@@ -82,7 +82,7 @@ export async function krbdAttach(r: Resolved, ctx: DriverContext): Promise<Attac
     const { stdout } = await run('rbd', krbdMapArgs(r, files), {
       timeoutMs: r.timeoutS * 1000 + 5000,
       secrets,
-      failKind: 'BAD_REQUEST',
+      failKind: 'INVALID',
     });
     const id = parseMapOutput(stdout);
     const state: KrbdState = { mode: 'krbd', device_id: id, readonly: r.readonly, force_unmap: r.opts.force === true };
@@ -96,7 +96,7 @@ export async function krbdDetach(r: Resolved, attached: Attached): Promise<void>
   const st = attached.state as KrbdState;
   const s = await readSysfs(st.device_id);
   if (!s || !sysfsMatches(s, r)) return; // gone, or the id now belongs to another mapping
-  await run('rbd', krbdUnmapArgs(st.device_id, st.force_unmap), { timeoutMs: r.timeoutS * 1000 + 5000, failKind: 'CONFLICT' });
+  await run('rbd', krbdUnmapArgs(st.device_id, st.force_unmap), { timeoutMs: r.timeoutS * 1000 + 5000, failKind: 'IN_USE' });
 }
 
 export async function krbdAdopt(r: Resolved, attached: Attached): Promise<Attached | null> {

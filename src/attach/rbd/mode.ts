@@ -3,7 +3,8 @@
 // or leaves it to `auto`.
 import { access, constants } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
-import { internal, notImplemented } from '../../model/errors.js';
+import { internal, unsupported } from '../../model/errors.js';
+import { exists } from '../../sys/fs.js';
 import type { RbdMode, RbdModeSetting } from './types.js';
 
 /** What the host offers; gathered by hostFacts(), given by hand in tests. */
@@ -53,18 +54,18 @@ export function parseModeSetting(v: unknown): RbdModeSetting {
 export function chooseMode(setting: RbdModeSetting, f: HostFacts): RbdMode {
   if (setting !== 'auto') {
     const why = unavailableReason(setting, f);
-    if (why) throw notImplemented(`rbd: rbd_mode is "${setting}" but ${why}`);
+    if (why) throw unsupported(`rbd: rbd_mode is "${setting}" but ${why}`);
     return setting;
   }
   if (f.krbd) {
     const why = unavailableReason('krbd', f);
-    if (why) throw notImplemented(`rbd: ${why}`);
+    if (why) throw unsupported(`rbd: ${why}`);
     return 'krbd';
   }
   if (!unavailableReason('nbd', f)) return 'nbd';
   const why = unavailableReason('fuse', f);
   if (why) {
-    throw notImplemented(
+    throw unsupported(
       `rbd: no way to attach RBD images on this host: no kernel RBD (/sys/bus/rbd), ` +
         `nbd: ${unavailableReason('nbd', f)}, fuse: ${why}`,
     );
@@ -72,11 +73,6 @@ export function chooseMode(setting: RbdModeSetting, f: HostFacts): RbdMode {
   return 'fuse';
 }
 
-const exists = (p: string, mode = constants.F_OK) =>
-  access(p, mode).then(
-    () => true,
-    () => false,
-  );
 
 async function onPath(tool: string): Promise<boolean> {
   const dirs = (process.env.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(delimiter);

@@ -40,7 +40,7 @@ export async function nbdAttach(r: Resolved, ctx: DriverContext): Promise<Attach
     const { stdout } = await run('rbd-nbd', nbdMapArgs(r, files), {
       timeoutMs: r.timeoutS * 1000 + 5000,
       secrets: r.key ? [r.key] : [],
-      failKind: 'BAD_REQUEST',
+      failKind: 'INVALID',
     });
     const dev = stdout.trim().split('\n').pop() ?? '';
     if (!/^\/dev\/nbd\d+$/.test(dev)) throw internal(`rbd-nbd map printed no device: ${stdout.trim().slice(0, 200)}`);
@@ -68,7 +68,7 @@ function sameImage(m: Mapped, r: Resolved): boolean {
 export async function nbdDetach(r: Resolved, attached: Attached): Promise<void> {
   const m = (await listMapped()).find((x) => x.device === attached.device_file);
   if (!m || !sameImage(m, r)) return;
-  await run('rbd-nbd', ['unmap', attached.device_file], { timeoutMs: r.timeoutS * 1000 + 5000, failKind: 'CONFLICT' });
+  await run('rbd-nbd', ['unmap', attached.device_file], { timeoutMs: r.timeoutS * 1000 + 5000, failKind: 'IN_USE' });
 }
 
 export async function nbdAdopt(r: Resolved, attached: Attached): Promise<Attached | null> {

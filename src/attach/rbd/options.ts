@@ -1,6 +1,6 @@
 // How each RbdOptions field reaches each path: a krbd map option, a librados setting for the
 // userspace paths (rbd-fuse, rbd-nbd), something the agent does itself, or a refusal with the reason.
-import { badRequest } from '../../model/errors.js';
+import { invalid } from '../../model/errors.js';
 import type { RbdMode, RbdOptions } from './types.js';
 
 /** Fields every path handles outside the option string. */
@@ -109,6 +109,6 @@ export function checkOptionsFor(mode: RbdMode, o: RbdOptions): void {
   }
   if (bad.length) {
     const path = mode === 'fuse' ? 'rbd-fuse (this host has no kernel RBD)' : 'rbd-nbd';
-    throw badRequest(`rbd.options: not available when attaching through ${path}: ${bad.join('; ')}`);
+    throw invalid(`rbd.options: not available when attaching through ${path}: ${bad.join('; ')}`);
   }
 }

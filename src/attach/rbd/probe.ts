@@ -2,8 +2,9 @@
 // bounded by mount_timeout. Its failure says precisely what is wrong (key, pool, namespace,
 // image, snapshot, permissions, unreachable monitors), as a 4xx or a 504.
 import { readFile, rm } from 'node:fs/promises';
-import { ApiError, badRequest, internal, notFound } from '../../model/errors.js';
-import { redact, run } from '../../sys/exec.js';
+import { AgentError, invalid, internal, notFound } from '../../model/errors.js';
+import { redactText } from '../../model/secrets.js';
+import { run } from '../../sys/exec.js';
 import type { ClientFiles } from './cephconf.js';
 import { imageSpec, type Resolved } from './spec.js';
 
@@ -38,15 +39,15 @@ function monitorsOf(r: Resolved): string {
 }
 
 /** Turn the probe's complaint (stderr and its log) into the error users should see. */
-export function classifyProbeFailure(text: string, r: Resolved, timedOut: boolean): ApiError {
+export function classifyProbeFailure(text: string, r: Resolved, timedOut: boolean): AgentError {
   const where = imageSpec(r);
   if (/handle_auth_bad_method|authentication error|bad authorizer|no keyring found|keyring not found/i.test(text)) {
     if (r.key === undefined) {
-      return badRequest(
+      return invalid(
         `rbd: authentication failed at monitors ${monitorsOf(r)}: the cluster requires cephx; give options.name and options.secret`,
       );
     }
-    return badRequest(
+    return invalid(
       `rbd: authentication failed for client.${r.user} at monitors ${monitorsOf(r)} (wrong key, or no such user)`,
     );
   }
@@ -61,10 +62,10 @@ export function classifyProbeFailure(text: string, r: Resolved, timedOut: boolea
     return notFound(`rbd: snapshot "${r.snapshot}" of image "${r.image}" does not exist`);
   }
   if (/\(1\) Operation not permitted|\(13\) Permission denied/.test(text)) {
-    return badRequest(`rbd: client.${r.user} is not permitted to open ${where} (check its caps)`);
+    return invalid(`rbd: client.${r.user} is not permitted to open ${where} (check its caps)`);
   }
   if (timedOut || /couldn't connect to the cluster|authenticate timed out|timed out|\(110\)/.test(text)) {
-    return new ApiError(
+    return new AgentError(
       'TIMEOUT',
       `rbd: could not reach the monitors ${monitorsOf(r)} within ${r.timeoutS} s (mount_timeout)`,
     );
@@ -82,9 +83,9 @@ export async function probeImage(r: Resolved, files: ClientFiles): Promise<Image
     const info = JSON.parse(stdout) as { size?: number; features?: string[] };
     return { size: Number(info.size ?? 0), features: info.features ?? [] };
   } catch (err) {
-    if (!(err instanceof ApiError)) throw err;
+    if (!(err instanceof AgentError)) throw err;
     const logText = await readFile(log, 'utf8').catch(() => '');
-    throw classifyProbeFailure(redact(`${err.message}\n${logText}`, secrets), r, err.kind === 'TIMEOUT');
+    throw classifyProbeFailure(redactText(`${err.message}\n${logText}`, secrets), r, err.kind === 'TIMEOUT');
   } finally {
     await rm(log, { force: true });
   }
@@ -98,9 +99,9 @@ export async function checkFsid(r: Resolved, files: ClientFiles): Promise<void> 
   const { stdout } = await run(
     'ceph',
     ['-c', files.conf, '--id', r.user, '--connect-timeout', String(r.timeoutS), 'fsid'],
-    { timeoutMs: r.timeoutS * 1000 + 2000, secrets, failKind: 'BAD_REQUEST' },
+    { timeoutMs: r.timeoutS * 1000 + 2000, secrets, failKind: 'INVALID' },
   );
   if (stdout.trim().toLowerCase() !== want.toLowerCase()) {
-    throw badRequest(`rbd.options.fsid: the cluster at ${monitorsOf(r)} has fsid ${stdout.trim()}, not ${want}`);
+    throw invalid(`rbd.options.fsid: the cluster at ${monitorsOf(r)} has fsid ${stdout.trim()}, not ${want}`);
   }
 }

@@ -1,7 +1,6 @@
 // Checking an RBD spec and deriving what every path needs from it: the cephx user and key, the
 // namespace, the timeout, the monitor list in Ceph's own syntax, and the image's identity.
-import { REDACTED } from '../../store/records.js';
-import { badRequest } from '../../model/errors.js';
+import { invalid } from '../../model/errors.js';
 import type { RbdOptions, RbdSpec } from './types.js';
 
 export const DEFAULT_USER = 'admin';
@@ -25,18 +24,18 @@ export const OPPOSITES: ReadonlyArray<[keyof RbdOptions, keyof RbdOptions]> = [
 
 function checkName(value: unknown, what: string, max = 256): string {
   if (typeof value !== 'string' || !NAME_RE.test(value) || value.length > max) {
-    throw badRequest(`rbd.${what}: must be 1-${max} characters of A-Z a-z 0-9 . _ -`);
+    throw invalid(`rbd.${what}: must be 1-${max} characters of A-Z a-z 0-9 . _ -`);
   }
   // A leading '-' would read as an option to the Ceph tools; '.' and '..' are not file names.
-  if (value.startsWith('-')) throw badRequest(`rbd.${what}: "${value}" may not start with "-"`);
-  if (value === '.' || value === '..') throw badRequest(`rbd.${what}: "${value}" is not a usable name`);
+  if (value.startsWith('-')) throw invalid(`rbd.${what}: "${value}" may not start with "-"`);
+  if (value === '.' || value === '..') throw invalid(`rbd.${what}: "${value}" is not a usable name`);
   return value;
 }
 
 function checkInt(value: unknown, what: string, min: number, max = Number.MAX_SAFE_INTEGER): void {
   if (value === undefined) return;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw badRequest(`rbd.options.${what}: must be an integer from ${min} to ${max}`);
+    throw invalid(`rbd.options.${what}: must be an integer from ${min} to ${max}`);
   }
 }
 
@@ -59,34 +58,34 @@ export interface Resolved {
 
 /** Validate `spec` (the API schema checks shapes too; this is the driver's own line of defence). */
 export function resolveSpec(spec: RbdSpec): Resolved {
-  if (!spec || typeof spec !== 'object') throw badRequest('rbd: the spec must be an object');
+  if (!spec || typeof spec !== 'object') throw invalid('rbd: the spec must be an object');
   const mons = spec.monitors;
   if (!Array.isArray(mons) || mons.length === 0 || mons.length > 32) {
-    throw badRequest('rbd.monitors: give 1 to 32 monitor addresses');
+    throw invalid('rbd.monitors: give 1 to 32 monitor addresses');
   }
   for (const m of mons) {
-    if (typeof m !== 'string' || !MON_RE.test(m)) throw badRequest(`rbd.monitors: "${String(m)}" is not a monitor address`);
+    if (typeof m !== 'string' || !MON_RE.test(m)) throw invalid(`rbd.monitors: "${String(m)}" is not a monitor address`);
   }
   const pool = checkName(spec.pool, 'pool', 128);
   const image = checkName(spec.image, 'image');
   const snapshot = spec.snapshot === undefined ? undefined : checkName(spec.snapshot, 'snapshot');
   const opts: RbdOptions = spec.options ?? {};
-  if (typeof opts !== 'object' || Array.isArray(opts)) throw badRequest('rbd.options: must be an object');
+  if (typeof opts !== 'object' || Array.isArray(opts)) throw invalid('rbd.options: must be an object');
 
   let namespace = spec.namespace === undefined ? undefined : checkName(spec.namespace, 'namespace', 128);
   if (opts.namespace !== undefined) {
     const ns = checkName(opts.namespace, 'options.namespace', 128);
     if (namespace !== undefined && namespace !== ns) {
-      throw badRequest(`rbd: namespace "${namespace}" and options.namespace "${ns}" disagree`);
+      throw invalid(`rbd: namespace "${namespace}" and options.namespace "${ns}" disagree`);
     }
     namespace = ns;
   }
 
   for (const [a, b] of OPPOSITES) {
-    if (opts[a] === true && opts[b] === true) throw badRequest(`rbd.options: "${a}" and "${b}" exclude each other`);
+    if (opts[a] === true && opts[b] === true) throw invalid(`rbd.options: "${a}" and "${b}" exclude each other`);
   }
   if (snapshot !== undefined && opts.rw === true) {
-    throw badRequest(`rbd.options.rw: snapshot "${snapshot}" can only be attached read-only`);
+    throw invalid(`rbd.options.rw: snapshot "${snapshot}" can only be attached read-only`);
   }
   checkInt(opts.mount_timeout, 'mount_timeout', 1, 600);
   checkInt(opts.osdkeepalive, 'osdkeepalive', 1);
@@ -95,17 +94,17 @@ export function resolveSpec(spec: RbdSpec): Resolved {
   checkInt(opts.lock_timeout, 'lock_timeout', 0);
   checkInt(opts.alloc_size, 'alloc_size', 512);
   if (opts.fsid !== undefined && (typeof opts.fsid !== 'string' || !UUID_RE.test(opts.fsid))) {
-    throw badRequest('rbd.options.fsid: must be a UUID');
+    throw invalid('rbd.options.fsid: must be a UUID');
   }
   if (opts.ip !== undefined && (typeof opts.ip !== 'string' || !IPV4_RE.test(opts.ip))) {
-    throw badRequest('rbd.options.ip: must be an IPv4 address');
+    throw invalid('rbd.options.ip: must be an IPv4 address');
   }
   const user = opts.name === undefined ? DEFAULT_USER : checkName(opts.name, 'options.name', 128);
   let key: string | undefined;
   if (opts.secret !== undefined) {
     // Never echo the value, not even a wrong one.
     if (typeof opts.secret !== 'string' || !KEY_RE.test(opts.secret) || Buffer.from(opts.secret, 'base64').length < 12) {
-      throw badRequest('rbd.options.secret: not a cephx key (base64, as `ceph auth get-key` prints it)');
+      throw invalid('rbd.options.secret: not a cephx key (base64, as `ceph auth get-key` prints it)');
     }
     key = opts.secret;
   }
@@ -149,12 +148,6 @@ export function rbdIdentity(spec: RbdSpec): string {
   const mons = [...new Set((spec.monitors ?? []).map(normalizeMonitor))].sort();
   const ns = spec.namespace ?? spec.options?.namespace ?? '';
   return JSON.stringify(['rbd', mons, spec.pool, ns, spec.image, spec.snapshot ?? '']);
-}
-
-/** The spec as users may see it: the key replaced. */
-export function describeSpec(spec: RbdSpec): RbdSpec {
-  if (spec.options?.secret === undefined) return spec;
-  return { ...spec, options: { ...spec.options, secret: REDACTED } };
 }
 
 /** `pool/[ns/]image[@snap]`, for messages and the krbd/nbd image spec. */

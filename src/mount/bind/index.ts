@@ -1,33 +1,43 @@
 // bind: a directory of the host's root, or of another mount, bound at the mountpoint.
 import { stat } from 'node:fs/promises';
+import { invalid } from '../../model/errors.js';
+import { mountDep } from '../../model/objects.js';
 import type { MountBind } from '../../model/types.js';
-import { badRequest } from '../../model/errors.js';
-import { mount, remount, unmountTree } from '../../sys/mount.js';
+import { remount } from '../../sys/mount.js';
 import { mountAt, mountsUnder } from '../../sys/mountinfo.js';
 import { resolveWithin } from '../../sys/paths.js';
 import type { MountDriver } from '../driver.js';
+import { mountOrInvalid, unmountOrInUse } from '../kernel.js';
 
 export const bindDriver: MountDriver<MountBind> = {
   kind: 'bind',
+  children(spec) {
+    if ((spec.base ?? 'root') === 'mount') {
+      if (!spec.mount) throw invalid('bind: base is "mount" but no "mount" is given');
+      return [{ field: 'mount', type: 'mount' }];
+    }
+    if (spec.mount) throw invalid('bind: "mount" is given but base is "root" (set base to "mount")');
+    return [];
+  },
   async mount(spec, deps, mountpoint) {
-    const base = spec.base === 'mount' ? deps.base : '/';
-    if (!base) throw badRequest('bind: base "mount" needs a mount');
+    const base = spec.base === 'mount' ? mountDep(deps, 'mount') : '/';
+    if (!base) throw invalid('bind: base "mount" needs a mount');
     const source = await resolveWithin(base, spec.path, 'bind.path');
-    if (!(await stat(source)).isDirectory()) throw badRequest(`bind.path "${spec.path}" is not a directory`);
-    await mount({ source, target: mountpoint, bind: !spec.recursive, rbind: spec.recursive === true });
+    if (!(await stat(source)).isDirectory()) throw invalid(`bind.path "${spec.path}" is not a directory`);
+    await mountOrInvalid({ source, target: mountpoint, bind: !spec.recursive, rbind: spec.recursive === true });
     if (spec.ro) {
       try {
         // A bind mount ignores `ro` at creation; it takes a remount, and one per submount.
         for (const m of (await mountsUnder(mountpoint)).reverse()) await remount(m.target, ['bind', 'ro']);
       } catch (err) {
-        await unmountTree(mountpoint);
+        await unmountOrInUse(mountpoint);
         throw err;
       }
     }
     return { mountpoint, state: { source } };
   },
   async unmount(_spec, mounted) {
-    await unmountTree(mounted.mountpoint);
+    await unmountOrInUse(mounted.mountpoint);
   },
   async adopt(_spec, mounted) {
     return (await mountAt(mounted.mountpoint)) ? mounted : null;

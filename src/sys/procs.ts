@@ -1,5 +1,7 @@
-// Finding and stopping helper processes by what /proc says about them (no pid files to go stale).
+// Processes, by what /proc says about them: finding helpers (no pid files to go stale), telling
+// a live process from a reused PID, stopping them.
 import { readdir, readFile } from 'node:fs/promises';
+import { sleep } from '../util/time.js';
 
 export interface Proc {
   pid: number;
@@ -22,8 +24,25 @@ export async function findProcs(comm: string, arg: string): Promise<Proc[]> {
   return out;
 }
 
-/** Alive and not a zombie. */
-export async function alive(pid: number): Promise<boolean> {
+/** /proc/PID/stat start time: tells a live process from a reused PID. */
+export async function processStartTime(pid: number): Promise<string | null> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Field 22, counted after the parenthesised command name (which may contain spaces).
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** `pid` still exists and (when `start` is known) is the process that had that start time. */
+export async function isSameProcess(pid: number, start: string | null): Promise<boolean> {
+  const s = await processStartTime(pid);
+  return s !== null && (start === null || s === start);
+}
+
+/** Running: it exists and is not a zombie. */
+export async function isRunning(pid: number): Promise<boolean> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
     const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
@@ -33,12 +52,10 @@ export async function alive(pid: number): Promise<boolean> {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** Wait until `pid` is gone; true if it went within `ms`. */
 export async function waitGone(pid: number, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
-  while (await alive(pid)) {
+  while (await isRunning(pid)) {
     if (Date.now() >= end) return false;
     await sleep(50);
   }

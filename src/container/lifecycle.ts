@@ -1,0 +1,341 @@
+// Container lifecycle: created → running → stopping → exited; paused (frozen) from running;
+// dead when it failed to start or died on its own with a failure. A container runs under the
+// native supervisor, which outlives the agent and records the exit status where a restarted
+// agent reads it. Every change of a record goes through the core's lock (engine.update).
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Engine } from '../core/engine.js';
+import { notFound, invalid, toAgentError, wrongState } from '../model/errors.js';
+import type { ContainerSpec, RequestedState } from '../model/types.js';
+import type { ContainerRec, MountRec } from '../store/records.js';
+import { refOf } from '../store/records.js';
+import { createCgroups, freezeCgroups, killCgroups, removeCgroups } from '../sys/cgroups.js';
+import { isSameProcess } from '../sys/procs.js';
+import { nowIso, sleep } from '../util/time.js';
+import { checkImageRoot, checkInit } from './image.js';
+import { logLine } from './log.js';
+import { planContainer } from './spec.js';
+import { isLive } from './states.js';
+import { helperArgs, launch, readStatus, SIGRTMIN_3 } from './supervisor.js';
+
+const POLL_MS = 250;
+
+export interface ContainerOptions {
+  helper: string;
+}
+
+export class ContainerManager {
+  /** Waiters for a container's end, keyed by id. */
+  private readonly ends = new Map<number, Array<() => void>>();
+  /** The end of a container being recorded: an exit event and the poller never record it twice. */
+  private readonly ending = new Map<number, Promise<void>>();
+  private poller: NodeJS.Timeout | null = null;
+  private engine!: Engine;
+
+  constructor(private readonly opts: ContainerOptions) {}
+
+  /** The core this manager changes records through (it is built with this manager's hooks). */
+  attach(engine: Engine): void {
+    this.engine = engine;
+  }
+
+  private get store() {
+    return this.engine.store;
+  }
+  private get runDir() {
+    return this.engine.ctx.runDir;
+  }
+  private get log() {
+    return this.engine.ctx.log;
+  }
+  private dir(id: number) {
+    return join(this.runDir, 'containers', String(id));
+  }
+
+  /** The container selected by `id` or `name` (one of them required). */
+  select(q: { id?: number; name?: string }): ContainerRec {
+    if (q.id === undefined && q.name === undefined) throw invalid('give the container\'s "id" or "name"');
+    const rec = q.id !== undefined ? this.store.get('container', q.id) : this.store.containerByName(q.name!);
+    if (!rec || rec.pending) throw notFound(`no container ${q.id !== undefined ? `with id ${q.id}` : `named "${q.name}"`}`);
+    if (q.name !== undefined && rec.name !== q.name) throw invalid(`container ${rec.id} is not named "${q.name}"`);
+    return rec;
+  }
+
+  // ------------------------------------------------------------------ create
+
+  async create(spec: ContainerSpec): Promise<ContainerRec> {
+    const plan = planContainer(spec);
+    return this.engine.transaction(async (tx) => {
+      if (spec.name) this.store.assertNameFree(spec.name);
+      const me = { type: 'container' as const, id: -1 }; // its id is given after the mount's (depth-first)
+      const mount = await this.engine.resolveMount(spec.mount, me, tx, 'container.mount');
+      await checkImageRoot(mount.mounted.mountpoint);
+      await checkInit(mount.mounted.mountpoint, plan.argv[0]!);
+      const id = (me.id = this.store.nextId('container'));
+      const created = new Date();
+      const rec: ContainerRec = {
+        type: 'container',
+        id,
+        owner: 'user',
+        holds: [refOf(mount)],
+        name: spec.name,
+        command: spec.command,
+        argv: plan.argv,
+        systemd: plan.systemd,
+        namespaces: plan.namespaces,
+        hostname: plan.hostnameFor(id),
+        env: plan.env,
+        stop_timeout: plan.stop_timeout,
+        state: 'created',
+        logfile: join(this.runDir, 'logs', `${id}-${Math.floor(created.getTime() / 1000)}.log`),
+        pid: null,
+        shim_pid: null,
+        pid_start: null,
+        exit_code: null,
+        stop_requested: false,
+        created_at: created.toISOString(),
+        started_at: null,
+        finished_at: null,
+        cgroups: [],
+      };
+      this.engine.track(rec, tx);
+      await mkdir(join(this.runDir, 'logs'), { recursive: true, mode: 0o750 });
+      tx.onUndo(`remove ${rec.logfile}`, () => rm(rec.logfile, { force: true }));
+      await logLine(rec.logfile, id, 'container created');
+      if (plan.wanted === 'running') {
+        tx.onUndo(`stop container ${id}`, () => this.killNow(rec));
+        await this.start(rec, true);
+      }
+      return rec;
+    });
+  }
+
+  // ------------------------------------------------------------------ state changes
+
+  async setState(rec: ContainerRec, state: RequestedState): Promise<ContainerRec> {
+    switch (state) {
+      case 'running':
+        if (rec.state === 'paused') return this.freeze(rec, false);
+        if (rec.state === 'running') return rec;
+        if (rec.state === 'stopping') throw wrongState(`container ${rec.id} is stopping`);
+        {
+          // A failed start is recorded too (the container is `dead`, with the reason).
+          let failed: unknown;
+          await this.engine.update(() => this.start(rec).catch((err) => (failed = err)));
+          if (failed) throw failed;
+        }
+        return rec;
+      case 'paused':
+        if (rec.state === 'paused') return rec;
+        if (rec.state !== 'running') throw wrongState(`container ${rec.id} is ${rec.state}, only a running container can be paused`);
+        return this.freeze(rec, true);
+      case 'exited':
+        if (rec.state === 'created') {
+          await this.engine.update(() => {
+            rec.state = 'exited';
+            rec.stop_requested = true;
+          });
+          return rec;
+        }
+        if (!isLive(rec.state)) return rec;
+        // Answered at once with `stopping`; the stop goes on in the background.
+        await this.beginStop(rec);
+        this.stop(rec).catch((err) => this.log.error({ err, container: rec.id }, 'stop failed'));
+        return rec;
+    }
+  }
+
+  /** Start; `validated` when create() has just checked the image and the command. Runs under the lock. */
+  private async start(rec: ContainerRec, validated = false): Promise<void> {
+    if (rec.state !== 'created' && rec.state !== 'exited' && rec.state !== 'dead') throw wrongState(`container ${rec.id} is ${rec.state}`);
+    const mount = this.store.get('mount', rec.holds[0]!.id, true) as MountRec;
+    const root = mount.mounted.mountpoint;
+    try {
+      if (!validated) {
+        await checkImageRoot(root);
+        await checkInit(root, rec.argv[0]!);
+      }
+    } finally {
+      await logLine(rec.logfile, rec.id, 'starting container', 'validating image', 'validating init');
+    }
+    const dir = this.dir(rec.id);
+    if (rec.started_at) await rm(dir, { recursive: true, force: true }); // a restart: drop the last run's status
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    rec.cgroups = await createCgroups(this.runDir, rec.id);
+    Object.assign(rec, { stop_requested: false, exit_code: null, error: undefined, finished_at: null });
+    let started;
+    try {
+      started = await launch(this.opts.helper, helperArgs(rec, root, dir), rec.id);
+    } catch (err) {
+      await this.cleanupRun(rec);
+      rec.state = 'dead';
+      rec.error = toAgentError(err).message.replace(/^container \d+: /, '');
+      throw err;
+    }
+    Object.assign(rec, { pid: started.pid, shim_pid: started.shim_pid, pid_start: started.pid_start, state: 'running', started_at: nowIso() });
+    started.exited.then(() => this.onEnd(rec.id)).catch((err) => this.log.error({ err, container: rec.id }, 'cannot record the end of the container'));
+  }
+
+  private async freeze(rec: ContainerRec, frozen: boolean): Promise<ContainerRec> {
+    await this.engine.update(async () => {
+      await freezeCgroups(rec.cgroups, frozen);
+      rec.state = frozen ? 'paused' : 'running';
+    });
+    await logLine(rec.logfile, rec.id, frozen ? 'container paused' : 'container resumed');
+    return rec;
+  }
+
+  /** Record that a stop was asked for and send the stop signal (SIGRTMIN+3 to systemd). */
+  private async beginStop(rec: ContainerRec): Promise<void> {
+    if (rec.state === 'stopping' || !isLive(rec.state)) return;
+    const wasPaused = rec.state === 'paused';
+    await this.engine.update(() => {
+      rec.stop_requested = true;
+      rec.state = 'stopping';
+    });
+    await logLine(rec.logfile, rec.id, 'stopping container');
+    if (rec.pid) {
+      try {
+        process.kill(rec.pid, rec.systemd ? SIGRTMIN_3 : 'SIGTERM');
+      } catch {
+        /* already gone */
+      }
+    }
+    if (wasPaused) await freezeCgroups(rec.cgroups, false).catch(() => {});
+  }
+
+  /** Stop: the stop signal, then after stop_timeout every process of the cgroup is killed. Ends `exited`. */
+  async stop(rec: ContainerRec): Promise<void> {
+    if (!isLive(rec.state)) return;
+    const ended = this.whenEnded(rec.id);
+    await this.beginStop(rec);
+    const timedOut = await Promise.race([ended.then(() => false), sleep(rec.stop_timeout * 1000).then(() => true)]);
+    if (timedOut) {
+      await logLine(rec.logfile, rec.id, `stop timeout (${rec.stop_timeout}s) reached: killing every process of the container`);
+      await killCgroups(rec.cgroups);
+      await ended;
+    }
+  }
+
+  /** Kill at once (rollback of a failed create). */
+  private async killNow(rec: ContainerRec): Promise<void> {
+    if (!isLive(rec.state)) return;
+    rec.stop_requested = true;
+    await killCgroups(rec.cgroups);
+    await this.cleanupRun(rec);
+  }
+
+  private whenEnded(id: number): Promise<void> {
+    return new Promise((resolve) => {
+      const list = this.ends.get(id) ?? [];
+      list.push(resolve);
+      this.ends.set(id, list);
+      this.ensurePoller();
+    });
+  }
+
+  /** The supervisor exited (or its status file appeared): record how the container ended, once. */
+  private onEnd(id: number): Promise<void> {
+    const running = this.ending.get(id);
+    if (running) return running;
+    const p = this.recordEnd(id).finally(() => this.ending.delete(id));
+    this.ending.set(id, p);
+    return p;
+  }
+
+  private async recordEnd(id: number): Promise<void> {
+    const rec = this.store.find('container', id);
+    if (!rec || !isLive(rec.state)) return this.wake(id);
+    const status = await readStatus(this.dir(id));
+    if (!status && rec.shim_pid && (await isSameProcess(rec.shim_pid, null))) return; // not yet
+    try {
+      await this.engine.update(async () => {
+        if (!isLive(rec.state)) return; // recorded meanwhile (a delete, say)
+        rec.exit_code = status ? status.exit_code : null;
+        rec.finished_at = nowIso();
+        rec.pid = null;
+        rec.shim_pid = null;
+        rec.pid_start = null;
+        if (rec.stop_requested) rec.state = 'exited';
+        else if (!status) {
+          rec.state = 'dead';
+          rec.error = 'the exit status is unknown: the supervisor recorded none (see the container log)';
+        } else rec.state = status.exit_code === 0 ? 'exited' : 'dead';
+        if (status?.start_error) rec.error = status.start_error;
+        if (rec.state === 'dead' && !rec.error) rec.error = `exited with code ${status?.exit_code}`;
+        // Whatever the container left behind (daemons without a PID namespace, say) goes with it.
+        await this.cleanupRun(rec).catch((err) => this.log.error({ err, container: id }, 'cgroup cleanup failed'));
+      });
+      await logLine(rec.logfile, id, `container ${rec.state}${rec.exit_code !== null ? ` (exit code ${rec.exit_code})` : ''}`).catch(() => {});
+    } finally {
+      this.wake(id); // waiters go on even when the state could not be saved (it is in memory)
+    }
+  }
+
+  private wake(id: number): void {
+    for (const w of this.ends.get(id) ?? []) w();
+    this.ends.delete(id);
+  }
+
+  private async cleanupRun(rec: ContainerRec): Promise<void> {
+    if (rec.cgroups.length) {
+      await killCgroups(rec.cgroups);
+      await removeCgroups(rec.cgroups);
+      rec.cgroups = [];
+    }
+  }
+
+  /** Containers adopted after a restart are not our children: poll their status files. */
+  private ensurePoller(): void {
+    if (this.poller) return;
+    this.poller = setInterval(() => {
+      const live = this.store.list('container').filter((c) => isLive(c.state));
+      if (live.length === 0 && this.ends.size === 0) {
+        clearInterval(this.poller!);
+        this.poller = null;
+        return;
+      }
+      for (const c of live) this.onEnd(c.id).catch((err) => this.log.error({ err, container: c.id }, 'cannot record the end of the container'));
+    }, POLL_MS);
+    this.poller.unref();
+  }
+
+  // ------------------------------------------------------------------ delete
+
+  /** Delete: refused while running unless `stopFirst` (v0.1 routes, force). Returns the record as it was. */
+  async remove(rec: ContainerRec, stopFirst: boolean): Promise<ContainerRec> {
+    if (isLive(rec.state) && !stopFirst) {
+      throw wrongState(`container ${rec.id} is ${rec.state}: stop it first (PATCH state=exited), or delete with force=true`);
+    }
+    await this.engine.remove(refOf(rec), true);
+    return rec;
+  }
+
+  /** The core's hook, under its lock: kill what is left, remove the cgroup and the run's files. */
+  async teardown(rec: ContainerRec): Promise<void> {
+    rec.stop_requested = true;
+    await this.cleanupRun(rec);
+    await rm(this.dir(rec.id), { recursive: true, force: true });
+    await logLine(rec.logfile, rec.id, 'container deleted').catch(() => {});
+  }
+
+  // ------------------------------------------------------------------ restart
+
+  /** After an agent restart: is this container's record still meaningful? (Always: it may have ended.) */
+  async adopt(rec: ContainerRec): Promise<boolean> {
+    if (!isLive(rec.state)) return true;
+    if (rec.pid && (await isSameProcess(rec.pid, rec.pid_start))) {
+      this.ensurePoller();
+      if (rec.state === 'stopping') this.stop(rec).catch((err) => this.log.error({ err, container: rec.id }, 'stop failed'));
+      return true;
+    }
+    await this.recordEnd(rec.id);
+    return true;
+  }
+
+  /** On agent shutdown: nothing to stop (containers outlive the agent); stop polling. */
+  close(): void {
+    if (this.poller) clearInterval(this.poller);
+    this.poller = null;
+  }
+}

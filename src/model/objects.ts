@@ -1,0 +1,61 @@
+// The objects the agent tracks, as every layer sees them: references between them, what a driver
+// produced (Attached, Mounted), what a driver is handed (DriverContext, its resolved children).
+import type { Logger } from 'pino';
+
+export type ObjType = 'attach' | 'mount' | 'container';
+export interface Ref {
+  type: ObjType;
+  id: number;
+}
+export const sameRef = (a: Ref, b: Ref) => a.type === b.type && a.id === b.id;
+
+const NOUN: Record<ObjType, string> = { attach: 'attachment', mount: 'mount', container: 'container' };
+export const nounOf = (t: ObjType) => NOUN[t];
+
+export interface DriverContext {
+  /** Agent run-dir (state, mounts, keyrings, helper processes' files live under it). */
+  runDir: string;
+  log: Logger;
+  /** Settings from the agent's config that drivers may read (e.g. `rbd_mode`). */
+  config: Readonly<Record<string, unknown>>;
+}
+
+/** What an attachment driver produced: the device, plus private state kept in the store. */
+export interface Attached {
+  device_file: string;
+  /** The device is read-only (a filesystem on it can only be mounted read-only). */
+  readonly?: boolean;
+  /** Driver-private facts needed to detach or adopt later (persisted, never shown to users). */
+  state: Record<string, unknown>;
+}
+
+/** What a mount driver produced. */
+export interface Mounted {
+  mountpoint: string;
+  /** Driver-private facts needed to unmount or adopt later (persisted, never shown to users). */
+  state: Record<string, unknown>;
+  /** Read-only fields the driver adds to the user-visible spec (e.g. an overlay's upperdir). */
+  shown?: Record<string, unknown>;
+}
+
+/**
+ * A field of a kind's spec that names other objects (by reference or definition). The core
+ * resolves it before calling the driver and replaces it by `{id}` (or a list of them) in the record.
+ */
+export interface ChildSlot {
+  field: string;
+  type: 'attach' | 'mount';
+  /** The field is a list (an overlay's `lower`). */
+  many?: boolean;
+}
+
+/** A resolved child, as the core hands it to a driver. */
+export type Dep = { type: 'attach'; id: number; device_file: string; readonly: boolean } | { type: 'mount'; id: number; mountpoint: string };
+/** Resolved children by field name (a list for `many` slots). */
+export type Resolved = Record<string, Dep | Dep[]>;
+
+/** The one mount dependency in `field` (drivers call this after declaring the slot). */
+export function mountDep(deps: Resolved, field: string): string | undefined {
+  const d = deps[field];
+  return d && !Array.isArray(d) && d.type === 'mount' ? d.mountpoint : undefined;
+}

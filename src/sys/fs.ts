@@ -1,0 +1,30 @@
+// Files the agent writes for itself: atomically (temp file, fsync, rename, fsync of the
+// directory), so a crash leaves the old or the new content, never half of one.
+import { access, mkdir, open, rename } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+export const exists = (p: string, mode?: number) =>
+  access(p, mode).then(
+    () => true,
+    () => false,
+  );
+
+export async function writeAtomic(file: string, data: string, mode = 0o600): Promise<void> {
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fh = await open(tmp, 'w', mode);
+  try {
+    await fh.writeFile(data);
+    await fh.chmod(mode); // the umask may have narrowed it; a key file must be exactly 0600
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, file);
+  const dh = await open(dirname(file), 'r');
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
+}

@@ -1,0 +1,3 @@
+// Time helpers every layer uses.
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export const nowIso = () => new Date().toISOString();

@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --tests
+# The layer rule (imports point down: README, Layout). A violation fails the run.
+lint_failed=0
+npm run --silent lint || lint_failed=1
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(dist/test/)
 out=$(mktemp)
@@ -24,6 +27,7 @@ if [ $# -eq 0 ]; then
   pass=$((pass + ${npass:-0})) fail=$((fail + ${nfail:-1}))
 fi
 bash scripts/check-leaks.sh || { status=1; fail=$((fail + 1)); }
+[ "$lint_failed" -eq 0 ] || { echo "test.sh: the layer rule is broken (npm run lint, above)"; fail=$((fail + 1)); }
 [ "$fail" -eq 0 ] || status=1
 echo "tests: $pass passed, $fail failed, $skip skipped"
 exit $status

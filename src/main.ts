@@ -17,6 +17,9 @@ async function main(): Promise<void> {
     return;
   }
   const log = pino({ level: cfg.log_level, base: { pid: process.pid } });
+  // A promise nobody awaited failed (a background stop, say): say so loudly, and keep serving the
+  // containers this agent supervises rather than exit and leave them unwatched.
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled failure in the background'));
   if (process.getuid?.() !== 0) log.warn('not running as root: attaching and mounting will fail');
   const spec = loadSpec();
   const agent = await startAgent(cfg, log, spec);

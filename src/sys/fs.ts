@@ -1,6 +1,6 @@
 // Files the agent writes for itself: atomically (temp file, fsync, rename, fsync of the
 // directory), so a crash leaves the old or the new content, never half of one.
-import { access, mkdir, open, rename } from 'node:fs/promises';
+import { access, mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export const exists = (p: string, mode?: number) =>
@@ -14,13 +14,18 @@ export async function writeAtomic(file: string, data: string, mode = 0o600): Pro
   const tmp = `${file}.tmp-${process.pid}`;
   const fh = await open(tmp, 'w', mode);
   try {
-    await fh.writeFile(data);
-    await fh.chmod(mode); // the umask may have narrowed it; a key file must be exactly 0600
-    await fh.sync();
-  } finally {
-    await fh.close();
+    try {
+      await fh.writeFile(data);
+      await fh.chmod(mode); // the umask may have narrowed it; a key file must be exactly 0600
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true }); // a full disk must not also keep half a file
+    throw err;
   }
-  await rename(tmp, file);
   const dh = await open(dirname(file), 'r');
   try {
     await dh.sync();

@@ -13,7 +13,6 @@ export const STATUS: Record<ErrorKind, number> = {
   IN_USE: 409,
   FAILED_PRECONDITION: 409,
   UNSUPPORTED: 501,
-  UNAVAILABLE: 503,
   TIMEOUT: 504,
   INTERNAL: 500,
 };

@@ -9,7 +9,6 @@ export const ERROR_KINDS = [
   'IN_USE', // other objects still use it
   'FAILED_PRECONDITION', // not in a state that allows this (a stopping container, say)
   'UNSUPPORTED', // a kind this build or kernel cannot do
-  'UNAVAILABLE', // a service the agent depends on is down
   'TIMEOUT', // a tool or a peer did not answer in time
   'INTERNAL', // a genuine fault of the node or the agent
 ] as const;

@@ -1,6 +1,7 @@
 // The objects the agent tracks, as every layer sees them: references between them, what a driver
 // produced (Attached, Mounted), what a driver is handed (DriverContext, its resolved children).
 import type { Logger } from 'pino';
+import { invalid } from './errors.js';
 
 export type ObjType = 'attach' | 'mount' | 'container';
 export interface Ref {
@@ -53,6 +54,19 @@ export interface ChildSlot {
 export type Dep = { type: 'attach'; id: number; device_file: string; readonly: boolean } | { type: 'mount'; id: number; mountpoint: string };
 /** Resolved children by field name (a list for `many` slots). */
 export type Resolved = Record<string, Dep | Dep[]>;
+
+/**
+ * The child of a spec with `base: root|mount` (a loopback file, a bind source): with `base:
+ * mount`, `mount` names the mount the path is inside; with `base: root` (the default) there is none.
+ */
+export function baseMountSlot(spec: { base?: string; mount?: unknown }, kind: string): ChildSlot[] {
+  if ((spec.base ?? 'root') === 'mount') {
+    if (!spec.mount) throw invalid(`${kind}: base is "mount" but no "mount" is given`);
+    return [{ field: 'mount', type: 'mount' }];
+  }
+  if (spec.mount) throw invalid(`${kind}: "mount" is given but base is "root" (set base to "mount")`);
+  return [];
+}
 
 /** The one mount dependency in `field` (drivers call this after declaring the slot). */
 export function mountDep(deps: Resolved, field: string): string | undefined {

@@ -1,7 +1,7 @@
 // loopback: a loop device over a file under the host's root or inside another mount.
 import { access, constants, stat } from 'node:fs/promises';
 import { fromFsError, invalid } from '../../model/errors.js';
-import { mountDep } from '../../model/objects.js';
+import { baseMountSlot, mountDep } from '../../model/objects.js';
 import type { AttachLoopback } from '../../model/types.js';
 import { loopAttach, loopBackingFile, loopDetach, loopReadonly } from '../../sys/loop.js';
 import { resolveWithin } from '../../sys/paths.js';
@@ -10,14 +10,7 @@ import type { AttachDriver } from '../driver.js';
 export const loopbackDriver: AttachDriver<AttachLoopback> = {
   kind: 'loopback',
 
-  children(spec) {
-    if ((spec.base ?? 'root') === 'mount') {
-      if (!spec.mount) throw invalid('loopback: base is "mount" but no "mount" is given');
-      return [{ field: 'mount', type: 'mount' }];
-    }
-    if (spec.mount) throw invalid('loopback: "mount" is given but base is "root" (set base to "mount")');
-    return [];
-  },
+  children: (spec) => baseMountSlot(spec, 'loopback'),
 
   async attach(spec, deps) {
     const base = spec.base === 'mount' ? mountDep(deps, 'mount') : '/';

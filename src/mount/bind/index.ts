@@ -1,7 +1,7 @@
 // bind: a directory of the host's root, or of another mount, bound at the mountpoint.
 import { stat } from 'node:fs/promises';
 import { invalid } from '../../model/errors.js';
-import { mountDep } from '../../model/objects.js';
+import { baseMountSlot, mountDep } from '../../model/objects.js';
 import type { MountBind } from '../../model/types.js';
 import { remount } from '../../sys/mount.js';
 import { mountAt, mountsUnder } from '../../sys/mountinfo.js';
@@ -11,14 +11,7 @@ import { mountOrInvalid, unmountOrInUse } from '../kernel.js';
 
 export const bindDriver: MountDriver<MountBind> = {
   kind: 'bind',
-  children(spec) {
-    if ((spec.base ?? 'root') === 'mount') {
-      if (!spec.mount) throw invalid('bind: base is "mount" but no "mount" is given');
-      return [{ field: 'mount', type: 'mount' }];
-    }
-    if (spec.mount) throw invalid('bind: "mount" is given but base is "root" (set base to "mount")');
-    return [];
-  },
+  children: (spec) => baseMountSlot(spec, 'bind'),
   async mount(spec, deps, mountpoint) {
     const base = spec.base === 'mount' ? mountDep(deps, 'mount') : '/';
     if (!base) throw invalid('bind: base "mount" needs a mount');

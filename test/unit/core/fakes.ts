@@ -7,7 +7,9 @@ import { AgentError, type ErrorKind, invalid } from '../../../src/model/errors.j
 import { type Attached, baseMountSlot, type ChildSlot, type Dep, type Mounted, type Resolved } from '../../../src/model/objects.js';
 import type { MountAlias, MountDriver } from '../../../src/mount/driver.js';
 
-export type Op = 'available' | 'attach' | 'detach' | 'mount' | 'unmount' | 'adopt';
+// `stop` and `teardown` are the container hooks' calls (the harness logs them here too, so one
+// log shows the order across layers).
+export type Op = 'attach' | 'detach' | 'mount' | 'unmount' | 'adopt' | 'stop' | 'teardown';
 
 export interface Call {
   op: Op;
@@ -45,12 +47,26 @@ export class FakeWorld {
   /** Names whose adopt throws (a transient fault, not a disappearance). */
   readonly adoptThrows = new Set<string>();
   private rules: Array<FailRule & { seen: number; spent: boolean }> = [];
+  private gates: Array<{ op: Op; name?: string; reached: () => void; opened: Promise<void> }> = [];
   private serial = 0;
   /** Milliseconds each call waits before doing anything (0: no await at all). */
   delay: () => number = () => 0;
 
   failAt(rule: FailRule): void {
     this.rules.push({ ...rule, seen: 0, spent: false });
+  }
+
+  /**
+   * Hold the next matching call until `release()`: `reached` resolves once it is waiting. Tests
+   * use it to put a second request exactly in the middle of a first one.
+   */
+  gate(op: Op, name?: string): { reached: Promise<void>; release: () => void } {
+    let reached!: () => void;
+    let release!: () => void;
+    const r = new Promise<void>((res) => (reached = res));
+    const opened = new Promise<void>((res) => (release = res));
+    this.gates.push({ op, ...(name !== undefined ? { name } : {}), reached, opened });
+    return { reached: r, release };
   }
 
   clearFailures(): void {
@@ -70,6 +86,12 @@ export class FakeWorld {
     const ms = this.delay();
     if (ms > 0) await new Promise((r) => setTimeout(r, ms));
     this.calls.push(call);
+    const g = this.gates.findIndex((x) => x.op === call.op && (x.name === undefined || x.name === call.name));
+    if (g >= 0) {
+      const [gate] = this.gates.splice(g, 1);
+      gate!.reached();
+      await gate!.opened;
+    }
     for (const r of this.rules) {
       if (r.spent || r.op !== call.op || (r.name !== undefined && r.name !== call.name)) continue;
       r.seen++;

@@ -23,8 +23,6 @@ export class Harness {
   readonly given: Record<ObjType, number[]> = { attach: [], mount: [], container: [] };
   /** Log lines the agent wrote (pino JSON, parsed). */
   readonly logs: Array<Record<string, unknown>> = [];
-  /** What the core asked of the container layer, in order: "stop 0", "teardown 0". */
-  readonly containerCalls: string[] = [];
   store!: Store;
   engine!: Engine;
   views!: Views;
@@ -55,8 +53,8 @@ export class Harness {
       return id;
     };
     const hooks: ContainerHooks = {
-      stop: async (rec) => void this.containerCalls.push(`stop ${rec.id}`),
-      teardown: async (rec) => void this.containerCalls.push(`teardown ${rec.id}`),
+      stop: (rec) => this.world.enter({ op: 'stop', kind: 'container', name: String(rec.id), spec: {} }),
+      teardown: (rec) => this.world.enter({ op: 'teardown', kind: 'container', name: String(rec.id), spec: {} }),
     };
     this.engine = new Engine(store, this.drivers, { runDir: this.dir, log, config: {} }, hooks);
     this.views = new Views(store, this.drivers);

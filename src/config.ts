@@ -1,5 +1,7 @@
-// Configuration: command-line flags, then the YAML file given by --config (same keys), then
-// defaults. Flags win over the file.
+// Configuration: one table of options (OPTIONS below) for the command-line flags, the YAML file
+// given by --config and the environment. A value comes from the flag, else the environment, else
+// the file, else the default. The file is checked like the API checks a body: an unknown or
+// misspelt key, or a value of the wrong type, is an error that names it.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -39,10 +41,12 @@ export const USAGE = `Usage: imageapi-server [options]
   --tls-ca F             CA (PEM) that client certificates must chain to (mutual TLS)
   --socket-path P        unix socket (default /var/run/imageapi.sock, mode 0600)
   --run-dir D            state, mounts and logs (default /var/run/imageapi)
-  --config F             YAML file with the same keys (underscores: run_dir, log_level, …)
+  --config F             YAML file with the same keys (underscores: run_dir, log_level, …);
+                         an unknown key is an error
   --log-level L          fatal, error, warn, info, debug, trace (also IMAGEAPI_LOGLEVEL)
   --rbd-mode M           auto, krbd, nbd or fuse (default auto)
   --helper F             the container init helper (default: the one built in native/)
+  --version              print the version and exit
   --help                 this text
 
 Anyone who can reach a listener is root on this node: keep listeners on loopback or the
@@ -50,6 +54,12 @@ unix socket, or use https with --tls-ca.
 `;
 
 const DEFAULT_HELPER = fileURLToPath(new URL('../../native/build/imageapi-init', import.meta.url));
+
+/** The agent's version, from the package.json it was installed with. */
+export function agentVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
 
 /** Log levels by upstream's names (logrus-style) and numbers, mapped to pino's. */
 export function logLevel(v: string | undefined): string {
@@ -63,60 +73,147 @@ export function logLevel(v: string | undefined): string {
   return l;
 }
 
-export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      scheme: { type: 'string', multiple: true },
-      host: { type: 'string' },
-      port: { type: 'string' },
-      'tls-host': { type: 'string' },
-      'tls-port': { type: 'string' },
-      'tls-certificate': { type: 'string' },
-      'tls-key': { type: 'string' },
-      'tls-ca': { type: 'string' },
-      'socket-path': { type: 'string' },
-      'run-dir': { type: 'string' },
-      config: { type: 'string' },
-      'log-level': { type: 'string' },
-      'rbd-mode': { type: 'string' },
-      helper: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+type Kind = 'string' | 'port' | 'schemes' | 'boolean' | 'log_level' | 'rbd_mode';
+
+interface Option {
+  kind: Kind;
+  default?: unknown;
+  /** Has a command-line flag (the key with `-` for `_`). */
+  flag?: boolean;
+  /** Read from this environment variable too. */
+  env?: string;
+}
+
+/** Every setting, once: its key in the file (snake case), its flag, its variable, its type. */
+const OPTIONS: Record<keyof Config, Option> = {
+  scheme: { kind: 'schemes', default: ['http', 'unix'], flag: true },
+  host: { kind: 'string', default: '127.0.0.1', flag: true },
+  port: { kind: 'port', default: 8080, flag: true },
+  tls_host: { kind: 'string', default: '127.0.0.1', flag: true },
+  tls_port: { kind: 'port', default: 8443, flag: true },
+  socket_path: { kind: 'string', default: '/var/run/imageapi.sock', flag: true },
+  tls_certificate: { kind: 'string', flag: true },
+  tls_key: { kind: 'string', flag: true },
+  tls_ca: { kind: 'string', flag: true },
+  run_dir: { kind: 'string', default: '/var/run/imageapi', flag: true },
+  log_level: { kind: 'log_level', default: 'info', flag: true, env: 'IMAGEAPI_LOGLEVEL' },
+  helper: { kind: 'string', default: DEFAULT_HELPER, flag: true },
+  rbd_mode: { kind: 'rbd_mode', default: 'auto', flag: true },
+  validate_responses: { kind: 'boolean', default: false, env: 'IMAGEAPI_VALIDATE_RESPONSES' },
+  validate_requests: { kind: 'boolean', default: true },
+};
+
+const flagOf = (key: string) => key.replace(/_/g, '-');
+
+/** Edit distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+function suggest(key: string): string {
+  const norm = key.toLowerCase().replace(/-/g, '_');
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const k of Object.keys(OPTIONS)) {
+    const dd = distance(norm, k);
+    if (dd < bestD) [best, bestD] = [k, dd];
+  }
+  return best && bestD <= Math.max(2, Math.floor(best.length / 3)) ? ` (did you mean "${best}"?)` : '';
+}
+
+/** Checks and converts one value; `where` names its source in errors (`--port`, `c.yaml: port`). */
+function convert(kind: Kind, v: unknown, where: string): unknown {
+  const fromText = typeof v === 'string';
+  switch (kind) {
+    case 'string':
+      if (typeof v !== 'string' || v === '') throw new Error(`${where}: must be a non-empty string`);
+      return v;
+    case 'port': {
+      const n = fromText && /^\d+$/.test(v) ? Number(v) : v;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${where}: not a port number (0 to 65535): ${JSON.stringify(v)}`);
+      return n;
+    }
+    case 'boolean':
+      if (typeof v === 'boolean') return v;
+      if (fromText && ['1', 'true'].includes(v)) return true;
+      if (fromText && ['0', 'false', ''].includes(v)) return false;
+      throw new Error(`${where}: must be true or false: ${JSON.stringify(v)}`);
+    case 'schemes': {
+      const list = [v].flat();
+      const out: Scheme[] = [];
+      for (const s of list) {
+        const l = typeof s === 'string' ? s.toLowerCase() : s;
+        if (l !== 'http' && l !== 'https' && l !== 'unix') throw new Error(`${where}: unknown scheme ${JSON.stringify(s)} (http, https or unix)`);
+        if (!out.includes(l)) out.push(l);
+      }
+      if (out.length === 0) throw new Error(`${where}: at least one scheme`);
+      return out;
+    }
+    case 'log_level':
+      if (typeof v !== 'string' && typeof v !== 'number') throw new Error(`${where}: must be a log level`);
+      try {
+        return logLevel(String(v));
+      } catch (err) {
+        throw new Error(`${where}: ${(err as Error).message}`);
+      }
+    case 'rbd_mode':
+      if (v !== 'auto' && v !== 'krbd' && v !== 'nbd' && v !== 'fuse') throw new Error(`${where}: ${JSON.stringify(v)} is not auto, krbd, nbd or fuse`);
+      return v;
+  }
+}
+
+/** The --config file: a YAML mapping of known keys, each checked. */
+function readFile(path: string): Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new Error(`--config ${path}: ${(err as Error).message}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new Error(`--config ${path}: must be a mapping of keys to values`);
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(doc as Record<string, unknown>)) {
+    const opt = (OPTIONS as Record<string, Option | undefined>)[key];
+    if (!opt || !Object.hasOwn(OPTIONS, key)) throw new Error(`--config ${path}: unknown key "${key}"${suggest(key)}`);
+    if (v === null) continue; // null means absent, as in the API
+    out[key] = convert(opt.kind, v, `--config ${path}: ${key}`);
+  }
+  return out;
+}
+
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' | 'version' {
+  const flagOptions: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {
+    config: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean', short: 'V' },
+  };
+  for (const [key, opt] of Object.entries(OPTIONS)) {
+    if (opt.flag) flagOptions[flagOf(key)] = { type: 'string', ...(opt.kind === 'schemes' ? { multiple: true } : {}) };
+  }
+  const { values } = parseArgs({ args: argv, strict: true, allowPositionals: false, options: flagOptions });
   if (values.help) return 'help';
-  const file: Record<string, unknown> = values.config ? ((parse(readFileSync(values.config, 'utf8')) as Record<string, unknown>) ?? {}) : {};
-  const pick = (flag: string, key: string): unknown => (values as Record<string, unknown>)[flag] ?? file[key];
-  const str = (flag: string, key: string, dflt: string) => String(pick(flag, key) ?? dflt);
-  const int = (flag: string, key: string, dflt: number) => {
-    const n = Number(pick(flag, key) ?? dflt);
-    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`--${flag}: not a port number`);
-    return n;
-  };
-  const schemes = ([pick('scheme', 'scheme') ?? ['http', 'unix']].flat() as string[]).map((s) => s.toLowerCase());
-  for (const s of schemes) if (!['http', 'https', 'unix'].includes(s)) throw new Error(`--scheme: unknown scheme "${s}" (http, https or unix)`);
-  const rbdMode = str('rbd-mode', 'rbd_mode', 'auto');
-  if (!['auto', 'krbd', 'nbd', 'fuse'].includes(rbdMode)) throw new Error(`--rbd-mode: "${rbdMode}" is not auto, krbd, nbd or fuse`);
-  const cfg: Config = {
-    scheme: [...new Set(schemes)] as Scheme[],
-    host: str('host', 'host', '127.0.0.1'),
-    port: int('port', 'port', 8080),
-    tls_host: str('tls-host', 'tls_host', '127.0.0.1'),
-    tls_port: int('tls-port', 'tls_port', 8443),
-    socket_path: str('socket-path', 'socket_path', '/var/run/imageapi.sock'),
-    tls_certificate: pick('tls-certificate', 'tls_certificate') as string | undefined,
-    tls_key: pick('tls-key', 'tls_key') as string | undefined,
-    tls_ca: pick('tls-ca', 'tls_ca') as string | undefined,
-    run_dir: str('run-dir', 'run_dir', '/var/run/imageapi'),
-    log_level: logLevel((values['log-level'] as string | undefined) ?? env.IMAGEAPI_LOGLEVEL ?? (file.log_level as string | undefined)),
-    helper: str('helper', 'helper', DEFAULT_HELPER),
-    rbd_mode: rbdMode as Config['rbd_mode'],
-    validate_responses: env.IMAGEAPI_VALIDATE_RESPONSES === '1' || file.validate_responses === true,
-    validate_requests: file.validate_requests !== false,
-  };
-  if (cfg.scheme.includes('https') && (!cfg.tls_certificate || !cfg.tls_key)) {
+  if (values.version) return 'version';
+  const file = typeof values.config === 'string' ? readFile(values.config) : {};
+  const cfg: Record<string, unknown> = {};
+  for (const [key, opt] of Object.entries(OPTIONS)) {
+    const flag = opt.flag ? (values as Record<string, unknown>)[flagOf(key)] : undefined;
+    const fromEnv = opt.env ? env[opt.env] : undefined;
+    if (flag !== undefined) cfg[key] = convert(opt.kind, flag, `--${flagOf(key)}`);
+    else if (fromEnv !== undefined && fromEnv !== '') cfg[key] = convert(opt.kind, fromEnv, opt.env!);
+    else if (key in file) cfg[key] = file[key];
+    else if (opt.default !== undefined) cfg[key] = opt.kind === 'log_level' ? logLevel(String(opt.default)) : opt.default;
+  }
+  const c = cfg as unknown as Config;
+  if (c.scheme.includes('https') && (!c.tls_certificate || !c.tls_key)) {
     throw new Error('--scheme https needs --tls-certificate and --tls-key');
   }
-  return cfg;
+  return c;
 }

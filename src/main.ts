@@ -1,7 +1,7 @@
 // imageapi-server: flags, environment and config file → the agent's listeners.
 import { pino } from 'pino';
 import { startAgent } from './agent.js';
-import { loadConfig, USAGE } from './config.js';
+import { agentVersion, loadConfig, USAGE } from './config.js';
 import { loadSpec } from './api/spec.js';
 
 async function main(): Promise<void> {
@@ -14,6 +14,10 @@ async function main(): Promise<void> {
   }
   if (cfg === 'help') {
     process.stdout.write(USAGE);
+    return;
+  }
+  if (cfg === 'version') {
+    process.stdout.write(`imageapi-server ${agentVersion()}\n`);
     return;
   }
   const log = pino({ level: cfg.log_level, base: { pid: process.pid } });

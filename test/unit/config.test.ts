@@ -1,9 +1,25 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { loadConfig, logLevel, type Config } from '../../src/config.js';
+import { agentVersion, loadConfig, logLevel, type Config } from '../../src/config.js';
+
+/** Writes a --config file in a temp dir, runs fn with its path, removes it. */
+function withFile<T>(text: string, fn: (path: string) => T): T {
+  const dir = mkdtempSync(join(tmpdir(), 'imageapi-cfg-'));
+  try {
+    const f = join(dir, 'c.yaml');
+    writeFileSync(f, text);
+    return fn(f);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+}
+
+const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
 
 describe('configuration', () => {
   it('defaults: http on 127.0.0.1:8080 and the unix socket, run-dir /var/run/imageapi', () => {
@@ -39,5 +55,94 @@ describe('configuration', () => {
     assert.throws(() => loadConfig(['--bogus'], {}), /bogus/);
     assert.throws(() => loadConfig(['--rbd-mode', 'magic'], {}), /rbd-mode/);
     assert.equal(loadConfig(['--help'], {}), 'help');
+  });
+  it('an unknown or misspelt key in --config is an error naming the key', () => {
+    for (const [text, key, hint] of [
+      ['prot: 9000\n', 'prot', 'port'],
+      ['run-dir: /tmp/x\n', 'run-dir', 'run_dir'],
+      ['log_levle: debug\n', 'log_levle', 'log_level'],
+      ['port: 9000\nbogus_thing: 1\n', 'bogus_thing', undefined],
+    ] as const) {
+      withFile(text, (f) => {
+        assert.throws(
+          () => loadConfig(['--config', f], {}),
+          (err: Error) => {
+            assert.match(err.message, new RegExp(`unknown key "${key}"`));
+            assert.ok(err.message.includes(f), err.message);
+            if (hint) assert.match(err.message, new RegExp(`did you mean "${hint}"`));
+            else assert.doesNotMatch(err.message, /did you mean/);
+            return true;
+          },
+        );
+      });
+    }
+  });
+  it('values in --config are checked like the flags, naming the key', () => {
+    withFile('port: "eighty"\n', (f) => assert.throws(() => loadConfig(['--config', f], {}), /c\.yaml: port: not a port number/));
+    withFile('port: 70000\n', (f) => assert.throws(() => loadConfig(['--config', f], {}), /port: not a port number/));
+    withFile('scheme: [http, gopher]\n', (f) => assert.throws(() => loadConfig(['--config', f], {}), /scheme: unknown scheme "gopher"/));
+    withFile('rbd_mode: magic\n', (f) => assert.throws(() => loadConfig(['--config', f], {}), /rbd_mode: "magic" is not auto/));
+    withFile('log_level: loud\n', (f) => assert.throws(() => loadConfig(['--config', f], {}), /log_level: unknown log level/));
+    withFile('validate_requests: "no"\n', (f) => assert.throws(() => loadConfig(['--config', f], {}), /validate_requests: must be true or false/));
+    withFile('run_dir: [a, b]\n', (f) => assert.throws(() => loadConfig(['--config', f], {}), /run_dir: must be a non-empty string/));
+    withFile('- port\n', (f) => assert.throws(() => loadConfig(['--config', f], {}), /must be a mapping/));
+    withFile('port: [\n', (f) => assert.throws(() => loadConfig(['--config', f], {}), /c\.yaml/));
+  });
+  it('an empty file, and null values, mean the defaults', () => {
+    withFile('', (f) => assert.equal((loadConfig(['--config', f], {}) as Config).port, 8080));
+    withFile('port: null\nrun_dir: ~\n', (f) => {
+      const c = loadConfig(['--config', f], {}) as Config;
+      assert.equal(c.port, 8080);
+      assert.equal(c.run_dir, '/var/run/imageapi');
+    });
+  });
+  it('one table for flags, file and environment: every flag is a file key, and file-only keys have no flag', () => {
+    withFile(
+      [
+        'scheme: [https, unix]', 'host: 127.0.0.2', 'port: 1', 'tls_host: 127.0.0.3', 'tls_port: 2', 'socket_path: /tmp/s.sock',
+        'tls_certificate: /c.pem', 'tls_key: /k.pem', 'tls_ca: /ca.pem', 'run_dir: /tmp/r', 'log_level: 5', 'helper: /h',
+        'rbd_mode: fuse', 'validate_responses: true', 'validate_requests: false',
+      ].join('\n'),
+      (f) => {
+        assert.deepEqual(loadConfig(['--config', f], {}), {
+          scheme: ['https', 'unix'], host: '127.0.0.2', port: 1, tls_host: '127.0.0.3', tls_port: 2, socket_path: '/tmp/s.sock',
+          tls_certificate: '/c.pem', tls_key: '/k.pem', tls_ca: '/ca.pem', run_dir: '/tmp/r', log_level: 'debug', helper: '/h',
+          rbd_mode: 'fuse', validate_responses: true, validate_requests: false,
+        });
+        // the same keys as flags win over the file
+        const c = loadConfig(['--config', f, '--scheme', 'http', '--run-dir', '/tmp/q', '--tls-port', '3', '--log-level', 'warn'], {}) as Config;
+        assert.deepEqual(c.scheme, ['http']);
+        assert.equal(c.run_dir, '/tmp/q');
+        assert.equal(c.tls_port, 3);
+        assert.equal(c.log_level, 'warn');
+      },
+    );
+    assert.throws(() => loadConfig(['--validate-requests', 'false'], {}), /validate-requests/);
+  });
+  it('the environment sits between flags and the file, and is checked too', () => {
+    withFile('log_level: debug\nvalidate_responses: false\n', (f) => {
+      const c = loadConfig(['--config', f], { IMAGEAPI_LOGLEVEL: 'error', IMAGEAPI_VALIDATE_RESPONSES: '1' }) as Config;
+      assert.equal(c.log_level, 'error');
+      assert.equal(c.validate_responses, true);
+      assert.equal((loadConfig(['--config', f, '--log-level', 'trace'], { IMAGEAPI_LOGLEVEL: 'error' }) as Config).log_level, 'trace');
+    });
+    assert.throws(() => loadConfig([], { IMAGEAPI_LOGLEVEL: 'loud' }), /IMAGEAPI_LOGLEVEL: unknown log level/);
+    assert.throws(() => loadConfig([], { IMAGEAPI_VALIDATE_RESPONSES: 'maybe' }), /IMAGEAPI_VALIDATE_RESPONSES/);
+  });
+  it('imageapi-server exits non-zero on a config typo, naming the key, before it starts anything', () => {
+    withFile('prot: 9000\n', (f) => {
+      const r = spawnSync(process.execPath, [MAIN, '--config', f, '--run-dir', join(tmpdir(), 'imageapi-never-made')], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, /unknown key "prot" \(did you mean "port"\?\)/);
+      assert.equal(r.stdout, '');
+    });
+  });
+  it('imageapi-server --version prints the version of its package', () => {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+    assert.equal(agentVersion(), pkg.version);
+    assert.equal(loadConfig(['--version'], {}), 'version');
+    const r = spawnSync(process.execPath, [MAIN, '--version'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, `imageapi-server ${pkg.version}\n`);
   });
 });

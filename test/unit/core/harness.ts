@@ -198,3 +198,6 @@ export const fs = (name: string, attach: Spec): Spec => ({ kind: 'fs', fs: { nam
 export const stack = (name: string, lower: Spec[]): Spec => ({ kind: 'stack', stack: { name, lower } });
 export const sub = (name: string, mount?: Spec): Spec => ({ kind: 'sub', sub: { name, ...(mount ? { base: 'mount', mount } : {}) } });
 export const ref = (id: number, kind?: string): Spec => ({ id, ...(kind ? { kind } : {}) });
+
+/** A view of a fake kind, indexable by the kind's name (the API's types only know the real kinds). */
+export const shown = (view: unknown) => view as Record<string, any>;

@@ -5,7 +5,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { createApp } from './api/app.js';
+import { createApp, guardServer } from './api/app.js';
 import type { LoadedSpec } from './api/spec.js';
 import { Views } from './api/views.js';
 import { attachDrivers } from './attach/registry.js';
@@ -53,7 +53,18 @@ export async function startAgent(cfg: Config, log: Logger, spec: LoadedSpec): Pr
   const drivers = { attach: attachDrivers, mount: mountDrivers, mountAliases };
   const store = new Store(cfg.run_dir, { secretFields: secretFieldsOf(drivers) });
   await store.load();
-  const ctx = { runDir: cfg.run_dir, log, config: { rbd_mode: cfg.rbd_mode } };
+  const ctx = {
+    runDir: cfg.run_dir,
+    log,
+    config: {
+      rbd_mode: cfg.rbd_mode,
+      loopback_roots: cfg.loopback_roots,
+      bind_roots: cfg.bind_roots,
+      allow_root_rbind: cfg.allow_root_rbind,
+      // A bind source holding the agent's socket would put it inside a container's root.
+      hidden_paths: cfg.scheme.includes('unix') ? [cfg.socket_path] : [],
+    },
+  };
   const containers = new ContainerManager({ helper: cfg.helper });
   const engine = new Engine(store, drivers, ctx, { stop: (rec) => containers.stop(rec), teardown: (rec) => containers.teardown(rec) });
   containers.attach(engine);
@@ -75,7 +86,7 @@ export async function startAgent(cfg: Config, log: Logger, spec: LoadedSpec): Pr
       await listen(srv, cfg.port, cfg.host);
       const a = srv.address();
       addresses.push(`http://${cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host}:${typeof a === 'object' && a ? a.port : cfg.port}`);
-      servers.push(srv);
+      servers.push(guardServer(srv, log));
     } else if (scheme === 'https') {
       const srv = createHttpsServer(
         {
@@ -88,7 +99,7 @@ export async function startAgent(cfg: Config, log: Logger, spec: LoadedSpec): Pr
       await listen(srv, cfg.tls_port, cfg.tls_host);
       const a = srv.address();
       addresses.push(`https://${cfg.tls_host}:${typeof a === 'object' && a ? a.port : cfg.tls_port}`);
-      servers.push(srv);
+      servers.push(guardServer(srv, log));
     } else {
       await unlink(cfg.socket_path).catch(() => {});
       const srv = createHttpServer(app);
@@ -101,7 +112,7 @@ export async function startAgent(cfg: Config, log: Logger, spec: LoadedSpec): Pr
       }
       await chmod(cfg.socket_path, 0o600);
       addresses.push(`unix:${cfg.socket_path}`);
-      servers.push(srv);
+      servers.push(guardServer(srv, log));
     }
   }
   for (const a of addresses) log.info({ address: a }, 'listening');

@@ -1,5 +1,7 @@
 // The express app: JSON body parsing, a request id and log line per request, the OpenAPI
 // validator on every request, Swagger UI, both base paths, and one error renderer.
+import type { Server } from 'node:net';
+import type { Duplex } from 'node:stream';
 import express from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
 import type { Logger } from 'pino';
@@ -13,6 +15,69 @@ import type { LoadedSpec } from './spec.js';
 
 export const BASE = '/imageapi/v1';
 const BODY_LIMIT = '1mb';
+const BODY_LIMIT_BYTES = 1024 * 1024;
+/** JSON nesting deeper than this is refused before anything recursive (the validator) sees it. */
+export const MAX_DEPTH = 100;
+/** Request line and headers together (node's maxHeaderSize). */
+export const MAX_HEAD_BYTES = 16 * 1024;
+
+/** Depth of a parsed JSON value, without recursion (so no depth can overflow the stack). */
+export function jsonDepth(value: unknown, limit: number): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (d > max) max = d;
+    if (max > limit) return max;
+    for (const c of Object.values(v)) if (c !== null && typeof c === 'object') stack.push([c, d + 1]);
+  }
+  return max;
+}
+
+const refuse = (res: express.Response, status: number, message: string) => {
+  res.status(status).json({ code: status, message });
+};
+
+/** Bodies announced over the limit are refused at once, before a byte of them is read. */
+const announcedTooLarge: express.RequestHandler = (req, res, next) => {
+  const len = Number(req.headers['content-length']);
+  if (!Number.isFinite(len) || len <= BODY_LIMIT_BYTES) return next();
+  res.set('connection', 'close');
+  refuse(res, 413, `the request body (${len} bytes announced) is larger than the limit of ${BODY_LIMIT_BYTES} bytes`);
+};
+
+const tooDeep: express.RequestHandler = (req, res, next) => {
+  if (req.body === undefined || jsonDepth(req.body, MAX_DEPTH) <= MAX_DEPTH) return next();
+  refuse(res, 400, `body: nested deeper than ${MAX_DEPTH} levels`);
+};
+
+/**
+ * What node answers by itself on a request it cannot parse (a 70 KB URL, a malformed head) is a
+ * bare status or a reset connection: answer `{code, message}` instead, then let the client finish
+ * sending (its unread bytes would turn our close into a reset that hides the answer).
+ */
+export function guardServer<S extends Server>(srv: S, log: Logger): S {
+  srv.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (!socket.writable || (err.code === 'ECONNRESET' && !(err as { bytesParsed?: number }).bytesParsed)) {
+      socket.destroy();
+      return;
+    }
+    const [status, text, message] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request Header Fields Too Large', `the request line and headers are larger than the limit of ${MAX_HEAD_BYTES} bytes (a URL that long is refused; send long data in a body)`]
+        : err.code === 'HPE_HEADERS_TIMEOUT' || err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'Request Timeout', 'the request was not received in time']
+          : [400, 'Bad Request', `malformed HTTP request: ${err.message}`];
+    log.info({ status, err: err.code }, message);
+    const body = JSON.stringify({ code: status, message });
+    socket.end(`HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    socket.on('data', () => {}); // drain what the client still sends
+    socket.resume();
+    setTimeout(() => socket.destroy(), 5000).unref();
+  });
+  return srv;
+}
 
 export interface AppOptions {
   log: Logger;
@@ -46,7 +111,9 @@ export function createApp(services: Services, opts: AppOptions): express.Express
   }
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(opts.spec.doc));
 
+  app.use(announcedTooLarge);
   app.use(express.json({ limit: BODY_LIMIT, strict: true }));
+  app.use(tooDeep);
   app.use(normalizeBody);
   if (opts.validateRequests !== false) app.use(
     OpenApiValidator.middleware({

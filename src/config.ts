@@ -26,6 +26,12 @@ export interface Config {
   validate_responses: boolean;
   /** Config-file only, for benchmarks: turning request validation off removes the API's guard rails. */
   validate_requests: boolean;
+  /** Config-file only: real paths under which `base: root` loopback files must lie (default `/`). */
+  loopback_roots: string[];
+  /** Config-file only: real paths under which `base: root` bind sources must lie (default `/`). */
+  bind_roots: string[];
+  /** Config-file only: allow a recursive bind of `/` (it exposes every mount of the host, the agent's socket too). */
+  allow_root_rbind: boolean;
 }
 
 export const USAGE = `Usage: imageapi-server [options]
@@ -73,7 +79,7 @@ export function logLevel(v: string | undefined): string {
   return l;
 }
 
-type Kind = 'string' | 'port' | 'schemes' | 'boolean' | 'log_level' | 'rbd_mode';
+type Kind = 'string' | 'port' | 'schemes' | 'boolean' | 'log_level' | 'rbd_mode' | 'paths';
 
 interface Option {
   kind: Kind;
@@ -101,6 +107,9 @@ const OPTIONS: Record<keyof Config, Option> = {
   rbd_mode: { kind: 'rbd_mode', default: 'auto', flag: true },
   validate_responses: { kind: 'boolean', default: false, env: 'IMAGEAPI_VALIDATE_RESPONSES' },
   validate_requests: { kind: 'boolean', default: true },
+  loopback_roots: { kind: 'paths', default: ['/'] },
+  bind_roots: { kind: 'paths', default: ['/'] },
+  allow_root_rbind: { kind: 'boolean', default: false },
 };
 
 const flagOf = (key: string) => key.replace(/_/g, '-');
@@ -163,6 +172,11 @@ function convert(kind: Kind, v: unknown, where: string): unknown {
       } catch (err) {
         throw new Error(`${where}: ${(err as Error).message}`);
       }
+    case 'paths': {
+      const list = [v].flat();
+      if (!list.length || list.some((p) => typeof p !== 'string' || !p.startsWith('/'))) throw new Error(`${where}: must be a list of absolute paths`);
+      return list;
+    }
     case 'rbd_mode':
       if (v !== 'auto' && v !== 'krbd' && v !== 'nbd' && v !== 'fuse') throw new Error(`${where}: ${JSON.stringify(v)} is not auto, krbd, nbd or fuse`);
       return v;

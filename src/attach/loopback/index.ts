@@ -4,7 +4,7 @@ import { fromFsError, invalid } from '../../model/errors.js';
 import { baseMountSlot, mountDep } from '../../model/objects.js';
 import type { AttachLoopback } from '../../model/types.js';
 import { loopAttach, loopBackingFile, loopDetach, loopReadonly } from '../../sys/loop.js';
-import { resolveWithin } from '../../sys/paths.js';
+import { checkSource, policyFrom, resolveWithin } from '../../sys/paths.js';
 import type { AttachDriver } from '../driver.js';
 
 export const loopbackDriver: AttachDriver<AttachLoopback> = {
@@ -12,10 +12,11 @@ export const loopbackDriver: AttachDriver<AttachLoopback> = {
 
   children: (spec) => baseMountSlot(spec, 'loopback'),
 
-  async attach(spec, deps) {
+  async attach(spec, deps, ctx) {
     const base = spec.base === 'mount' ? mountDep(deps, 'mount') : '/';
     if (!base) throw invalid('loopback: base "mount" needs a mount');
     const file = await resolveWithin(base, spec.path, 'loopback.path');
+    await checkSource(file, spec.path, 'loopback.path', policyFrom(ctx.config, 'loopback'), spec.base !== 'mount');
     const st = await stat(file).catch((e) => {
       throw fromFsError(e, `loopback.path "${spec.path}"`);
     });

@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 want=(squashfs-tools util-linux mount e2fsprogs)
 if [ "${1:-}" = "--tests" ]; then
   # busybox: the test image; debootstrap: the systemd image; Ceph: a real cluster for the RBD tests;
-  # openssl: certificates for the https tests.
-  want+=(busybox-static iproute2 procps psmisc debootstrap openssl ceph-mon ceph-osd ceph-common rbd-fuse)
+  # openssl: certificates for the https tests; jq: the README walkthrough takes ids from answers with it.
+  want+=(busybox-static iproute2 procps psmisc debootstrap openssl jq ceph-mon ceph-osd ceph-common rbd-fuse)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -68,11 +68,12 @@ export async function startAgent(cfg: Config, log: Logger, spec: LoadedSpec): Pr
   const containers = new ContainerManager({ helper: cfg.helper });
   const engine = new Engine(store, drivers, ctx, { stop: (rec) => containers.stop(rec), teardown: (rec) => containers.teardown(rec) });
   containers.attach(engine);
+  engine.events.open(cfg.run_dir); // the event sequence goes on where the last run left it
   const views = new Views(store, drivers);
   await engine.reconcile((rec) => containers.adopt(rec));
   log.info({ attachments: store.list('attach').length, mounts: store.list('mount').length, containers: store.list('container').length }, 'state loaded');
 
-  const app = createApp({ store, engine, views, containers }, { log, spec, validateResponses: cfg.validate_responses, validateRequests: cfg.validate_requests });
+  const app = createApp({ store, engine, views, containers }, { log, spec, validateResponses: cfg.validate_responses, validateRequests: cfg.validate_requests, runDir: cfg.run_dir });
   const servers: Server[] = [];
   const addresses: string[] = [];
   const listen = (srv: Server, ...args: unknown[]) =>
@@ -121,6 +122,7 @@ export async function startAgent(cfg: Config, log: Logger, spec: LoadedSpec): Pr
     addresses,
     async stop() {
       // Stop accepting, let what is in flight finish, save; attachments, mounts and containers stay.
+      engine.events.shutdown(); // /events followers and waiters would hold their connections open
       await Promise.all(
         servers.map(
           (s) =>
@@ -131,6 +133,7 @@ export async function startAgent(cfg: Config, log: Logger, spec: LoadedSpec): Pr
         ),
       );
       await engine.update(() => {}); // after what is in flight, and saved
+      engine.events.close();
       containers.close();
       if (cfg.scheme.includes('unix')) await unlink(cfg.socket_path).catch(() => {});
       await rm(lockFile, { force: true });

@@ -2,13 +2,17 @@
 // validator on every request, Swagger UI, both base paths, and one error renderer.
 import type { Server } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { randomUUID } from 'node:crypto';
 import express from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
 import type { Logger } from 'pino';
+import { pinoHttp } from 'pino-http';
 import swaggerUi from 'swagger-ui-express';
 import { normalizeBody } from './body.js';
 import { errorHandler, notFoundHandler } from './errors.js';
+import { createMetrics, routeOf } from './metrics.js';
 import { genericV02Routes } from './routes/generic-v02.js';
+import { opsRoutes } from './routes/ops.js';
 import { typedV01Routes } from './routes/typed-v01.js';
 import type { Services } from './services.js';
 import type { LoadedSpec } from './spec.js';
@@ -86,23 +90,48 @@ export interface AppOptions {
   validateResponses?: boolean;
   /** Validate requests (default). Off only to measure the validator's cost: it guards every path. */
   validateRequests?: boolean;
+  /** For GET /info. */
+  runDir?: string;
 }
+
+/** A client's X-Request-Id is kept when it is a sane token; otherwise the agent makes one. */
+const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
+
+const requestLine = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, ms?: number) => ({
+  method: req.method,
+  url: (req as express.Request).originalUrl ?? req.url,
+  route: routeOf(req as express.Request),
+  status: res.statusCode,
+  ms,
+});
 
 export function createApp(services: Services, opts: AppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
-  let seq = 0;
-  app.use((req, res, next) => {
-    const started = process.hrtime.bigint();
-    const reqLog = opts.log.child({ req_id: ++seq });
-    (req as unknown as { log: Logger }).log = reqLog;
-    res.on('finish', () => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      reqLog.debug({ method: req.method, url: req.originalUrl, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
-    });
-    next();
-  });
+  const metrics = createMetrics(services.store, services.engine.events);
+  app.use(metrics.middleware);
+  // One line per request at info: method, route, status, duration, request id (X-Request-Id,
+  // the client's or ours, answered in the same header); req.log carries the id for later lines.
+  app.use(
+    pinoHttp({
+      logger: opts.log,
+      quietReqLogger: true,
+      quietResLogger: true,
+      customAttributeKeys: { reqId: 'req_id', responseTime: 'ms' },
+      genReqId(req, res) {
+        const given = req.headers['x-request-id'];
+        const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+        res.setHeader('x-request-id', id);
+        return id;
+      },
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
+      customSuccessMessage: () => 'request',
+      customErrorMessage: () => 'request failed',
+      customSuccessObject: (req, res, val: { ms?: number }) => requestLine(req, res, val.ms),
+      customErrorObject: (req, res, err, val: { ms?: number }) => ({ ...requestLine(req, res, val.ms), err }),
+    }),
+  );
 
   const specJson = JSON.stringify(opts.spec.doc);
   for (const base of [BASE, '']) {
@@ -126,6 +155,8 @@ export function createApp(services: Services, opts: AppOptions): express.Express
     }),
   );
   const routes = express.Router();
+  // First: /container/wait must win over v0.1's /container/{id}.
+  routes.use(opsRoutes(services, { events: services.engine.events, metrics, runDir: opts.runDir ?? '', startedAt: new Date() }));
   // v0.2 first: its /container/log must win over v0.1's /container/{id}.
   routes.use(genericV02Routes(services));
   routes.use(typedV01Routes(services));

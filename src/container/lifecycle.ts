@@ -112,6 +112,16 @@ export class ContainerManager {
 
   // ------------------------------------------------------------------ state changes
 
+  /** engine.update, then the state event (old → new) once it is saved. */
+  private async change<T>(rec: ContainerRec, fn: () => Promise<T> | T): Promise<T> {
+    const old = rec.state;
+    try {
+      return await this.engine.update(fn);
+    } finally {
+      this.engine.events.state(rec, old);
+    }
+  }
+
   async setState(rec: ContainerRec, state: RequestedState): Promise<ContainerRec> {
     switch (state) {
       case 'running':
@@ -121,7 +131,7 @@ export class ContainerManager {
         {
           // A failed start is recorded too (the container is `dead`, with the reason).
           let failed: unknown;
-          await this.engine.update(() => this.start(rec).catch((err) => (failed = err)));
+          await this.change(rec, () => this.start(rec).catch((err) => (failed = err)));
           if (failed) throw failed;
         }
         return rec;
@@ -131,7 +141,7 @@ export class ContainerManager {
         return this.freeze(rec, true);
       case 'exited':
         if (rec.state === 'created') {
-          await this.engine.update(() => {
+          await this.change(rec, () => {
             rec.state = 'exited';
             rec.stop_requested = true;
           });
@@ -165,8 +175,9 @@ export class ContainerManager {
     Object.assign(rec, { stop_requested: false, exit_code: null, error: undefined, finished_at: null });
     let started;
     try {
-      started = await launch(this.opts.helper, helperArgs(rec, root, dir), rec.id);
+      started = await this.engine.events.timed('container_start', 'container', () => launch(this.opts.helper, helperArgs(rec, root, dir), rec.id));
     } catch (err) {
+      this.engine.events.failure('container_start', err);
       await this.cleanupRun(rec);
       rec.state = 'dead';
       rec.error = toAgentError(err).message.replace(/^container \d+: /, '');
@@ -177,7 +188,7 @@ export class ContainerManager {
   }
 
   private async freeze(rec: ContainerRec, frozen: boolean): Promise<ContainerRec> {
-    await this.engine.update(async () => {
+    await this.change(rec, async () => {
       await freezeCgroups(rec.cgroups, frozen);
       rec.state = frozen ? 'paused' : 'running';
     });
@@ -189,7 +200,7 @@ export class ContainerManager {
   private async beginStop(rec: ContainerRec): Promise<void> {
     if (rec.state === 'stopping' || !isLive(rec.state)) return;
     const wasPaused = rec.state === 'paused';
-    await this.engine.update(() => {
+    await this.change(rec, () => {
       rec.stop_requested = true;
       rec.state = 'stopping';
     });
@@ -249,7 +260,7 @@ export class ContainerManager {
     const status = await readStatus(this.dir(id));
     if (!status && rec.shim_pid && (await isSameProcess(rec.shim_pid, null))) return; // not yet
     try {
-      await this.engine.update(async () => {
+      await this.change(rec, async () => {
         if (!isLive(rec.state)) return; // recorded meanwhile (a delete, say)
         rec.exit_code = status ? status.exit_code : null;
         rec.finished_at = nowIso();
@@ -323,6 +334,7 @@ export class ContainerManager {
 
   /** After an agent restart: is this container's record still meaningful? (Always: it may have ended.) */
   async adopt(rec: ContainerRec): Promise<boolean> {
+    this.engine.events.record('adopted', rec);
     if (!isLive(rec.state)) return true;
     if (rec.pid && (await isSameProcess(rec.pid, rec.pid_start))) {
       this.ensurePoller();

@@ -13,6 +13,7 @@ import { describeRec, refOf, sameRef } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { removeDir } from '../sys/mount.js';
 import { Mutex } from '../util/mutex.js';
+import { EventHub } from './events.js';
 import { Tx } from './tx.js';
 
 export interface Drivers {
@@ -47,6 +48,8 @@ function depOf(rec: AttachRec | MountRec): Dep {
 
 export class Engine {
   private readonly lock = new Mutex();
+  /** Every change of a record, published once it is saved (GET /events, waits, metrics). */
+  readonly events = new EventHub();
   readonly attachKinds: string[];
   readonly mountKinds: string[];
 
@@ -58,6 +61,7 @@ export class Engine {
   ) {
     this.attachKinds = Object.keys(drivers.attach);
     this.mountKinds = [...Object.keys(drivers.mount), ...Object.keys(drivers.mountAliases ?? {})];
+    this.events.log = ctx.log;
   }
 
   get mountsDir(): string {
@@ -78,8 +82,10 @@ export class Engine {
           throw err;
         }
         tx.done();
+        for (const r of tx.created) this.events.record('created', r);
         return out;
       } catch (err) {
+        this.events.failure('create', err);
         await tx.rollback(this.ctx.log);
         throw err;
       }
@@ -223,7 +229,7 @@ export class Engine {
     };
     this.track(rec, tx);
     try {
-      rec.attached = await driver.attach(body, kids.deps, this.ctx);
+      rec.attached = await this.events.timed('attach', kind, () => driver.attach(body, kids.deps, this.ctx));
     } catch (err) {
       throw at(where, err);
     }
@@ -262,7 +268,7 @@ export class Engine {
     await mkdir(mountpoint, { recursive: true, mode: 0o755 });
     tx.onUndo(`remove ${mountpoint}`, () => removeDir(mountpoint));
     try {
-      rec.mounted = await driver.mount(body, kids.deps, mountpoint, this.ctx);
+      rec.mounted = await this.events.timed('mount', kind, () => driver.mount(body, kids.deps, mountpoint, this.ctx));
     } catch (err) {
       throw at(where, err);
     }
@@ -306,6 +312,7 @@ export class Engine {
     for (const u of users) await this.removeLocked(refOf(u), true, howToForce);
     await this.teardown(rec);
     this.store.remove(ref);
+    this.events.record('deleted', rec);
     await this.release(rec);
     return rec;
   }
@@ -354,13 +361,17 @@ export class Engine {
       const gone: AnyRec[] = [];
       for (const rec of this.store.list('attach')) {
         const a = await this.drivers.attach[rec.kind]?.adopt(rec.spec, rec.attached, this.ctx).catch(() => null);
-        if (a) rec.attached = a;
-        else gone.push(rec);
+        if (a) {
+          rec.attached = a;
+          this.events.record('adopted', rec);
+        } else gone.push(rec);
       }
       for (const rec of this.store.list('mount')) {
         const m = await this.drivers.mount[rec.kind]?.adopt(rec.spec, rec.mounted, this.ctx).catch(() => null);
-        if (m) rec.mounted = m;
-        else gone.push(rec);
+        if (m) {
+          rec.mounted = m;
+          this.events.record('adopted', rec);
+        } else gone.push(rec);
       }
       for (const rec of this.store.list('container')) {
         if (!(await adoptContainer(rec))) gone.push(rec);
@@ -372,6 +383,7 @@ export class Engine {
           await this.removeLocked(refOf(u), true, '').catch((err) => this.ctx.log.error({ err, object: describeRec(u) }, 'cannot tear down'));
         }
         this.store.remove(refOf(rec));
+        this.events.record('vanished', rec);
         await this.release(rec).catch((err) => this.ctx.log.error({ err }, 'cannot release'));
       }
       await this.store.save();

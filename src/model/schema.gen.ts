@@ -269,6 +269,160 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow changes of attachments, mounts and containers
+         * @description The events kept in the agent's ring (the last 10,000) after `since`, then, with
+         *     `stream=true` (the default), every new one as it happens, until `until` or until the
+         *     client goes away. One JSON object per line (`application/x-ndjson`), or server-sent events
+         *     when the request accepts `text/event-stream` (the SSE `id` is `seq`; `Last-Event-ID`
+         *     resumes). `since` and `until` take a sequence number (events after `since`, up to and
+         *     including `until`) or a time (RFC 3339, or unix seconds with a fraction such as
+         *     `1764656400.0`). To resume without losing anything, pass the last `seq` seen as `since`.
+         *     The headers `X-Events-First-Seq` and `X-Events-Last-Seq` give the ring's span.
+         */
+        get: operations["get_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/container/wait": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Wait until a container is in a state
+         * @description Blocks until the container (by `id` or `name`) is in `state` (default `exited`; waiting
+         *     for `exited` also ends on `dead`: the container ended either way, `exit_code` tells how),
+         *     then answers the container. 504 after `timeout` seconds; 404 if it is deleted first.
+         */
+        get: operations["wait_container"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/_ping": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Liveness
+         * @description Answers `OK` while the agent serves requests (as Docker's `/_ping`).
+         */
+        get: operations["ping"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/healthz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Liveness (Kubernetes style)
+         * @description The same as `/_ping`.
+         */
+        get: operations["healthz"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/version": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The agent's version, API versions and kernel features
+         * @description The agent's version, the API generations served, and what this kernel offers (RBD paths, FUSE, overlayfs, the cgroup layout, namespaces).
+         */
+        get: operations["get_version"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/info": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Counts and where the agent keeps its state
+         * @description Object counts (containers by state), the run-dir, the agent's PID and start time, and the span of the event ring.
+         */
+        get: operations["get_info"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics
+         * @description Prometheus text format: `imageapi_objects{type,kind,state}`, `imageapi_http_requests_total`
+         *     and `imageapi_http_request_duration_seconds` by method, route and status,
+         *     `imageapi_container_starts_total`, `imageapi_container_exits_total{state}`,
+         *     `imageapi_operation_duration_seconds{op,kind}` (attach, mount, container_start),
+         *     `imageapi_failures_total{op,kind}`, `imageapi_events_total{type,action}`, and the process
+         *     metrics (`imageapi_process_*`, `imageapi_nodejs_*`).
+         */
+        get: operations["get_metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -528,6 +682,138 @@ export interface components {
          * @enum {string}
          */
         container_state: "created" | "running" | "paused" | "stopping" | "exited" | "dead";
+        /**
+         * @description One change of an object, as GET /events streams it. `seq` grows by one per event and is
+         *     never given twice, not even across restarts of the agent (after a crash of the agent it
+         *     may jump ahead: a gap, never a repeat).
+         * @example {
+         *       "seq": 42,
+         *       "time": "2026-12-02T06:30:00.123Z",
+         *       "type": "container",
+         *       "action": "state",
+         *       "id": 0,
+         *       "name": "demo",
+         *       "old_state": "running",
+         *       "state": "exited",
+         *       "exit_code": 0
+         *     }
+         */
+        event: {
+            /** Format: int64 */
+            seq: number;
+            /** Format: date-time */
+            time: string;
+            /** @enum {string} */
+            type: "attach" | "mount" | "container";
+            /**
+             * @description `created`, `state` (a container's state changed: `old_state` → `state`, with `exit_code`
+             *     when it ended), `deleted`, `adopted` (found again after a restart of the agent),
+             *     `vanished` (gone while the agent was down: dropped).
+             * @enum {string}
+             */
+            action: "created" | "state" | "deleted" | "adopted" | "vanished";
+            /** Format: int64 */
+            id: number;
+            /** @description The kind of an attachment or mount. */
+            kind?: string;
+            /** @description A container's name. */
+            name?: string;
+            state?: components["schemas"]["container_state"];
+            old_state?: components["schemas"]["container_state"];
+            /** Format: int64 */
+            exit_code?: number | null;
+            error?: string;
+        };
+        /**
+         * @example {
+         *       "version": "0.2.0",
+         *       "api_versions": [
+         *         "0.1",
+         *         "0.2"
+         *       ],
+         *       "node": "20.19.0",
+         *       "features": {
+         *         "kernel": "6.18.0",
+         *         "krbd": false,
+         *         "nbd": false,
+         *         "fuse": true,
+         *         "overlay": true,
+         *         "squashfs": true,
+         *         "cgroup": "hybrid",
+         *         "namespaces": [
+         *           "cgroup",
+         *           "ipc",
+         *           "mnt",
+         *           "net",
+         *           "pid",
+         *           "time",
+         *           "user",
+         *           "uts"
+         *         ]
+         *       }
+         *     }
+         */
+        version: {
+            /** @description The agent's version. */
+            version: string;
+            /** @description API generations served (typed v0.1 and generic v0.2 routes). */
+            api_versions: string[];
+            /** @description The Node.js version. */
+            node: string;
+            /** @description What this kernel and host offer. */
+            features: {
+                kernel: string;
+                /** @description Kernel RBD (`/sys/bus/rbd`). */
+                krbd: boolean;
+                nbd: boolean;
+                fuse: boolean;
+                overlay: boolean;
+                squashfs: boolean;
+                /** @enum {string} */
+                cgroup: "v2" | "hybrid" | "v1";
+                namespaces: string[];
+            };
+        };
+        /**
+         * @example {
+         *       "version": "0.2.0",
+         *       "run_dir": "/var/run/imageapi",
+         *       "pid": 4242,
+         *       "started_at": "2026-12-02T06:00:00.000Z",
+         *       "attachments": 1,
+         *       "mounts": 2,
+         *       "containers": 1,
+         *       "containers_by_state": {
+         *         "running": 1
+         *       },
+         *       "events": {
+         *         "first_seq": 1,
+         *         "last_seq": 17,
+         *         "ring": 10000
+         *       }
+         *     }
+         */
+        info: {
+            version: string;
+            run_dir: string;
+            pid: number;
+            /** Format: date-time */
+            started_at: string;
+            attachments: number;
+            mounts: number;
+            containers: number;
+            containers_by_state: {
+                [key: string]: number;
+            };
+            events: {
+                /** @description The oldest event still in the ring (replayable with since=). */
+                first_seq: number;
+                /** @description The last event published (0 before any). */
+                last_seq: number;
+                /** @description How many events the ring keeps. */
+                ring: number;
+            };
+        };
         /** @enum {string} */
         container_requested_state: "running" | "exited" | "paused";
         /**
@@ -1292,6 +1578,187 @@ export interface operations {
                 };
             };
             default: components["responses"]["Error"];
+        };
+    };
+    get_events: {
+        parameters: {
+            query?: {
+                /** @example 41 */
+                since?: string;
+                until?: string;
+                /**
+                 * @description Only these object types (comma-separated `attach`, `mount`, `container`).
+                 * @example container
+                 */
+                type?: string;
+                /** @description Only events of objects with this id (combine with `type`). */
+                id?: components["schemas"]["object_id"];
+                /** @description Name of the container */
+                name?: components["parameters"]["NameQuery"];
+                /** @description Keep the answer open for new events (default); `false` answers the replay only. */
+                stream?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the events, one per line */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {"seq":1,"time":"2026-12-02T06:30:00.001Z","type":"attach","action":"created","id":0,"kind":"loopback"}
+                     *     {"seq":2,"time":"2026-12-02T06:30:00.010Z","type":"mount","action":"created","id":0,"kind":"attach"}
+                     */
+                    "application/x-ndjson": string;
+                    "text/event-stream": string;
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    wait_container: {
+        parameters: {
+            query?: {
+                /** @description ID of the object */
+                id?: components["parameters"]["IdQuery"];
+                /** @description Name of the container */
+                name?: components["parameters"]["NameQuery"];
+                /** @example exited */
+                state?: components["schemas"]["container_state"];
+                /**
+                 * @description Seconds to wait at most (default no limit).
+                 * @example 30
+                 */
+                timeout?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the container, in the state waited for */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["container"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    ping: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description alive */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example OK */
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    healthz: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description alive */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example OK */
+                    "text/plain": string;
+                };
+            };
+        };
+    };
+    get_version: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description version */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["version"];
+                };
+            };
+        };
+    };
+    get_info: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description info */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["info"];
+                };
+            };
+        };
+    };
+    get_metrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description metrics */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example # HELP imageapi_container_starts_total Container starts attempted
+                     *     # TYPE imageapi_container_starts_total counter
+                     *     imageapi_container_starts_total 3
+                     */
+                    "text/plain": string;
+                };
+            };
         };
     };
 }

@@ -1,5 +1,6 @@
 // Files the agent writes for itself: atomically (temp file, fsync, rename, fsync of the
 // directory), so a crash leaves the old or the new content, never half of one.
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { access, mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
@@ -31,5 +32,30 @@ export async function writeAtomic(file: string, data: string, mode = 0o600): Pro
     await dh.sync();
   } finally {
     await dh.close();
+  }
+}
+
+/** writeAtomic, synchronously (small files written at start and stop, say). */
+export function writeAtomicSync(file: string, data: string, mode = 0o600): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    const fd = openSync(tmp, 'w', mode);
+    try {
+      writeFileSync(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  const dfd = openSync(dirname(file), 'r');
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
   }
 }

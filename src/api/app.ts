@@ -4,7 +4,6 @@ import type { Server } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import express from 'express';
-import * as OpenApiValidator from 'express-openapi-validator';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import swaggerUi from 'swagger-ui-express';
@@ -16,6 +15,7 @@ import { opsRoutes } from './routes/ops.js';
 import { typedV01Routes } from './routes/typed-v01.js';
 import type { Services } from './services.js';
 import type { LoadedSpec } from './spec.js';
+import { SpecValidator } from './validate.js';
 
 export const BASE = '/imageapi/v1';
 const BODY_LIMIT = '1mb';
@@ -144,16 +144,7 @@ export function createApp(services: Services, opts: AppOptions): express.Express
   app.use(express.json({ limit: BODY_LIMIT, strict: true }));
   app.use(tooDeep);
   app.use(normalizeBody);
-  if (opts.validateRequests !== false) app.use(
-    OpenApiValidator.middleware({
-      apiSpec: structuredClone(opts.spec.doc) as never,
-      validateRequests: { allowUnknownQueryParameters: false, coerceTypes: false, allErrors: true },
-      validateResponses: opts.validateResponses ? { onError: undefined } : false,
-      validateSecurity: false,
-      ignoreUndocumented: false,
-      ignorePaths: /^\/(docs|swagger\.(yaml|json)|imageapi\/v1\/swagger\.(yaml|json))/,
-    }),
-  );
+  if (opts.validateRequests !== false) app.use(new SpecValidator(opts.spec.doc, { base: BASE, responses: opts.validateResponses === true }).middleware);
   const routes = express.Router();
   // First: /container/wait must win over v0.1's /container/{id}.
   routes.use(opsRoutes(services, { events: services.engine.events, metrics, runDir: opts.runDir ?? '', startedAt: new Date() }));

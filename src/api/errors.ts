@@ -2,9 +2,9 @@
 // kind mapped to a status here, and only here), the validator's (naming the field), and the body
 // parser's (malformed JSON, too large).
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
-import * as OpenApiValidator from 'express-openapi-validator';
 import type { Logger } from 'pino';
 import { AgentError, type ErrorKind } from '../model/errors.js';
+import { noRouteMessage, ValidationError } from './validate.js';
 
 export const STATUS: Record<ErrorKind, number> = {
   INVALID: 400,
@@ -14,11 +14,10 @@ export const STATUS: Record<ErrorKind, number> = {
   FAILED_PRECONDITION: 409,
   UNSUPPORTED: 501,
   TIMEOUT: 504,
+  INSUFFICIENT_STORAGE: 507,
   INTERNAL: 500,
 };
 
-/** Where a client that took a wrong turn can read what exists. */
-const SEE_DOCS = 'see /docs (Swagger UI) or /imageapi/v1/swagger.yaml for the routes';
 
 interface ValidatorIssue {
   path?: string;
@@ -29,7 +28,6 @@ function fieldName(path: string | undefined): string {
   return (path ?? '').replace(/^\//, '').replace(/\//g, '.').replace(/\.(\d+)(?=\.|$)/g, '[$1]');
 }
 
-export const noRouteMessage = (req: Request) => `no route ${req.method} ${req.path}: ${SEE_DOCS}`;
 
 export interface Described {
   status: number;
@@ -39,15 +37,11 @@ export interface Described {
 
 export function describeError(err: unknown, req?: Request): Described {
   if (err instanceof AgentError) return { status: STATUS[err.kind], message: err.message };
-  // The validator's 404 is about the route (the spec has no such path), never about an object.
-  if (err instanceof OpenApiValidator.error.NotFound && req) return { status: 404, message: noRouteMessage(req) };
-  if (err instanceof OpenApiValidator.error.UnsupportedMediaType && req) {
-    const got = req.headers['content-type'] ? `content-type ${req.headers['content-type']}` : 'no body';
-    return { status: 415, message: `${req.method} ${req.path} takes a JSON object as its body (content-type: application/json); got ${got}` };
-  }
-  if (err instanceof OpenApiValidator.error.MethodNotAllowed && req) {
-    const allow = ((err.headers as Record<string, string> | undefined)?.Allow ?? '').toUpperCase();
-    return { status: 405, message: `${req.method} is not allowed on ${req.path} (allowed: ${allow})`, headers: { Allow: allow } };
+  // The validator's own answers: no such route (404), a method the route lacks (405, with
+  // Allow), a body that is not JSON (415), and bad fields (400, each named by its place).
+  if (err instanceof ValidationError) {
+    const parts = err.errors.map((i) => `${fieldName(i.path)}: ${i.message}`);
+    return { status: err.status, message: parts.length ? [...new Set(parts)].join('; ') : err.message, ...(err.headers ? { headers: err.headers } : {}) };
   }
   const e = err as { status?: number; statusCode?: number; type?: string; message?: string; errors?: ValidatorIssue[]; limit?: number };
   const status = e.status ?? e.statusCode;

@@ -1,4 +1,5 @@
 // /proc/self/mountinfo, parsed. The one place that reads it.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { readFile } from 'node:fs/promises';
 
 export interface MountEntry {
@@ -37,8 +38,20 @@ export function parseMountinfo(text: string): MountEntry[] {
   return out;
 }
 
+const snapshot = new AsyncLocalStorage<{ table?: Promise<MountEntry[]> }>();
+
 export async function mountTable(): Promise<MountEntry[]> {
+  const s = snapshot.getStore();
+  if (s) return (s.table ??= readFile('/proc/self/mountinfo', 'utf8').then(parseMountinfo));
   return parseMountinfo(await readFile('/proc/self/mountinfo', 'utf8'));
+}
+
+/**
+ * Run `fn` with one reading of the mount table for every lookup inside it (adoption after a
+ * restart asks about every mount: one read, not one per mount). Only for work that mounts nothing.
+ */
+export function withMountSnapshot<T>(fn: () => Promise<T>): Promise<T> {
+  return snapshot.run({}, fn);
 }
 
 /** The topmost mount at exactly `target`, or undefined. */

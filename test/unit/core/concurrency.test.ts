@@ -94,6 +94,18 @@ describe('core: concurrent requests', () => {
     h.checkIndex();
   });
 
+  it('a delete of an object its request has not finished making is NOT_FOUND, and the request still completes', async () => {
+    const gate = h.world.gate('mount', 's');
+    const creating = h.createMount(stack('s', [tmp('t')]));
+    await gate.reached;
+    await rejectsWith(h.remove('mount', 0), 'NOT_FOUND', 'no mount with id 0');
+    await rejectsWith(h.remove('mount', 1, true), 'NOT_FOUND', 'no mount with id 1');
+    gate.release();
+    await creating;
+    assert.deepEqual(h.store.list('mount').map((m) => m.id), [0, 1]);
+    h.checkIndex();
+  });
+
   it('a forced delete whose users stop (without the lock) while a new user is created: the new user goes too', async () => {
     await h.createMount(tmp('t'));
     await h.createContainer(ref(0));

@@ -1,7 +1,7 @@
 // Request (and, for tests, response) validation against swagger.yaml, compiled once per
 // operation at start: the route is found by a table lookup on its path segments, its query, path
-// parameters and body checked by ajv functions built from the spec. No per-request route regexes,
-// no schema work per request. The spec stays the only source of the rules.
+// parameters and body checked by ajv functions built from the spec, each compiled on its first use.
+// No per-request route regexes, no schema work after the first request of an operation. The spec stays the only source of the rules.
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 
@@ -40,11 +40,23 @@ interface Compiled {
   path: string;
   method: string;
   params: Param[];
-  query?: ValidateFunction;
-  pathParams?: ValidateFunction;
+  query: ValidateFunction;
+  pathParams: ValidateFunction;
   body?: ValidateFunction;
   bodyRequired: boolean;
   responses: Map<string, ValidateFunction>;
+}
+
+/** A check compiled on its first use: start-up compiles nothing; each operation pays once. */
+function lazy(ajv: () => Ajv, schema: Schema): ValidateFunction {
+  let fn: ValidateFunction | undefined;
+  const check = ((data: unknown) => {
+    fn ??= ajv().compile(schema);
+    const ok = fn(data) as boolean;
+    check.errors = fn.errors;
+    return ok;
+  }) as ValidateFunction;
+  return check;
 }
 
 /** `#/components/…` inside an operation means the spec document's components. */
@@ -87,9 +99,13 @@ export class SpecValidator {
 
   constructor(doc: Schema, opts: { base: string; responses: boolean }) {
     this.base = opts.base;
-    const reqAjv = ajvFor(doc, true, false);
-    const queryAjv = ajvFor(doc, true, true);
-    const resAjv = opts.responses ? ajvFor(doc, false, false) : null;
+    const once = (make: () => Ajv) => {
+      let ajv: Ajv | undefined;
+      return () => (ajv ??= make());
+    };
+    const reqAjv = once(() => ajvFor(doc, true, false));
+    const queryAjv = once(() => ajvFor(doc, true, true));
+    const resAjv = opts.responses ? once(() => ajvFor(doc, false, false)) : null;
     const paths = (doc.paths ?? {}) as Record<string, Record<string, unknown>>;
     for (const [path, item] of Object.entries(paths)) {
       const shared = (item.parameters ?? []) as Param[];
@@ -112,16 +128,16 @@ export class SpecValidator {
         if (resAjv) {
           for (const [code, r] of Object.entries(op.responses ?? {})) {
             const s = r.content?.['application/json']?.schema;
-            if (s) responses.set(code, resAjv.compile(rebase(s) as Schema));
+            if (s) responses.set(code, lazy(resAjv, rebase(s) as Schema));
           }
         }
         ops.set(m.toUpperCase(), {
           path,
           method: m.toUpperCase(),
           params,
-          query: queryAjv.compile(group('query')),
-          pathParams: queryAjv.compile(group('path')),
-          body: bodySchema ? reqAjv.compile(rebase(bodySchema) as Schema) : undefined,
+          query: lazy(queryAjv, group('query')),
+          pathParams: lazy(queryAjv, group('path')),
+          body: bodySchema ? lazy(reqAjv, rebase(bodySchema) as Schema) : undefined,
           bodyRequired: op.requestBody?.required === true,
           responses,
         });
@@ -175,11 +191,11 @@ export class SpecValidator {
     }
     const problems: Array<{ path: string; message: string }> = [];
     const query = { ...(req.query as Record<string, unknown>) };
-    if (!op.query!(query)) problems.push(...issues('query', op.query!.errors));
+    if (!op.query(query)) problems.push(...issues('query', op.query.errors));
     const known = new Set(op.params.filter((p) => p.in === 'query').map((p) => p.name));
     for (const k of Object.keys(req.query as object)) if (!known.has(k)) problems.push({ path: `/query/${k}`, message: `is not a parameter of ${op.method} ${op.path}` });
     const params = { ...found.params };
-    if (!op.pathParams!(params)) problems.push(...issues('path', op.pathParams!.errors));
+    if (!op.pathParams(params)) problems.push(...issues('path', op.pathParams.errors));
     if (op.body) {
       if (req.body === undefined) {
         if (op.bodyRequired && !req.is('application/json')) {

@@ -30,8 +30,6 @@ export interface FailRule {
   nth?: number;
   kind?: ErrorKind;
   message?: string;
-  /** Keep failing every matching call after the first. */
-  always?: boolean;
 }
 
 type Spec = Record<string, unknown>;
@@ -46,8 +44,8 @@ export class FakeWorld {
   readonly vanished = new Set<string>();
   /** Names whose adopt throws (a transient fault, not a disappearance). */
   readonly adoptThrows = new Set<string>();
-  private rules: Array<FailRule & { seen: number; spent: boolean }> = [];
-  private gates: Array<{ op: Op; name?: string; reached: () => void; opened: Promise<void> }> = [];
+  private readonly rules: Array<FailRule & { seen: number; spent: boolean }> = [];
+  private readonly gates: Array<{ op: Op; name?: string; reached: () => void; opened: Promise<void> }> = [];
   private serial = 0;
   /** Milliseconds each call waits before doing anything (0: no await at all). */
   delay: () => number = () => 0;
@@ -67,10 +65,6 @@ export class FakeWorld {
     const opened = new Promise<void>((res) => (release = res));
     this.gates.push({ op, ...(name !== undefined ? { name } : {}), reached, opened });
     return { reached: r, release };
-  }
-
-  clearFailures(): void {
-    this.rules = [];
   }
 
   /** The log as short lines: "attach disk:a", "unmount stack:s". */
@@ -96,7 +90,7 @@ export class FakeWorld {
       if (r.spent || r.op !== call.op || (r.name !== undefined && r.name !== call.name)) continue;
       r.seen++;
       if (r.seen < (r.nth ?? 1)) continue;
-      if (!r.always) r.spent = true;
+      r.spent = true;
       throw new AgentError(r.kind ?? 'INTERNAL', r.message ?? `${call.kind} ${call.name}: ${call.op} failed as told`);
     }
   }

@@ -54,6 +54,13 @@ describe('core: all-or-nothing create', () => {
     });
   }
 
+  it('a failure told by position (the 2nd mount call) undoes the first', async () => {
+    h.world.failAt({ op: 'mount', nth: 2, kind: 'UNSUPPORTED' });
+    await rejectsWith(h.createMount(stack('s', [tmp('x'), tmp('y')])), 'UNSUPPORTED', 'mount.stack.lower[1]: tmp y: mount failed as told');
+    assert.deepEqual(h.world.lines(KERNEL_OPS), ['mount tmp:x', 'mount tmp:y', 'unmount tmp:x']);
+    await assertNothingLeft(h);
+  });
+
   it('a spec a driver refuses (children()) names its level and undoes its earlier siblings', async () => {
     await rejectsWith(
       h.createMount(stack('s', [tmp('ok'), fs('f', file('b', { mount: tmp('x') }))])),

@@ -122,7 +122,6 @@ describe('core: concurrent requests', () => {
   for (const force of [false, true]) {
     it(`races of a create referencing an object and its ${force ? 'forced ' : ''}delete never leave a dangling reference`, async () => {
       h.world.delay = jitter;
-      const seen = new Set<string>();
       for (let round = 0; round < 20; round++) {
         const a = await h.createAttach(disk(`a${round}`));
         const [c, d] = await Promise.allSettled([
@@ -130,14 +129,12 @@ describe('core: concurrent requests', () => {
           sleep(jitter()).then(() => h.remove('attach', a.id, force)),
         ]);
         const outcome = `${kindOf(c)}/${kindOf(d)}`;
-        seen.add(outcome);
         const allowed = force ? ['ok/ok', 'NOT_FOUND/ok'] : ['ok/IN_USE', 'NOT_FOUND/ok'];
         assert.ok(allowed.includes(outcome), `round ${round}: create/delete ${outcome}`);
         const f = c.status === 'fulfilled' ? (c.value as MountRec) : undefined;
         if (f) assert.equal(!!h.store.find('mount', f.id), !force, 'a forced delete takes the new user with it');
         h.checkIndex();
       }
-      assert.ok(seen.size >= 1, [...seen].join(' '));
     });
   }
 

@@ -11,12 +11,25 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description List attachments. */
+        /**
+         * List attachments
+         * @description Every attachment; with `id`, that one (404 if there is none); with `kind`, those of that
+         *     kind (`[]` if none).
+         */
         get: operations["list_attachments"];
         put?: never;
-        /** @description Create an attachment. */
+        /**
+         * Attach a block device
+         * @description Creates an attachment of `kind` (`loopback`, `rbd`, `local`, `iscsi`) from the object of
+         *     that name, and answers it with its `device_file`. It belongs to the user (`refs` 1) until
+         *     deleted. A loop device over a file that does not exist, or outside its `base`, is a 400.
+         */
         post: operations["attach"];
-        /** @description Detach an attachment. */
+        /**
+         * Detach an attachment
+         * @description Detaches the attachment `id` and answers it as it was. In use by a mount: 409 naming the
+         *     users, unless `force=true`, which deletes them first (top-down).
+         */
         delete: operations["delete_attach"];
         options?: never;
         head?: never;
@@ -30,12 +43,25 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description List mounts. */
+        /**
+         * List mounts
+         * @description Every mount; with `id`, that one (404 if there is none); with `kind`, those of that kind
+         *     (`[]` if none). Nested objects are shown in full.
+         */
         get: operations["list_mounts"];
         put?: never;
-        /** @description Create a mount. */
+        /**
+         * Mount a filesystem, an overlay or a bind
+         * @description Creates a mount of `kind` (`attach`: a filesystem on an attachment; `overlay`; `bind`;
+         *     `nfs`) and answers it with its `mountpoint` under the run-dir. What it names by `id` must
+         *     exist (404); what it defines is created first, depth-first, and belongs to it.
+         */
         post: operations["mount"];
-        /** @description Unmount a mount. */
+        /**
+         * Unmount a mount
+         * @description Unmounts the mount `id` (and deletes what it defined) and answers it as it was. In use:
+         *     409 naming the users, unless `force=true`, which deletes them first.
+         */
         delete: operations["delete_mount"];
         options?: never;
         head?: never;
@@ -49,12 +75,24 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description List containers. */
+        /**
+         * List containers
+         * @description Every container; with `id` or `name`, that one (404 if there is none); with `state`,
+         *     those in that state (`[]` if none).
+         */
         get: operations["list_containers"];
         put?: never;
-        /** @description Create a container (and everything its spec defines). */
+        /**
+         * Create a container (and everything its spec defines)
+         * @description Creates the container on its `mount` (a reference, or a nested definition down to the
+         *     attachment, created depth-first and owned by the container), and starts it when `state`
+         *     is `running` (answered once it runs). The image and the command are checked before
+         *     anything starts (400). All or nothing: if a level fails, every level made is undone and
+         *     the message names the level.
+         */
         post: operations["create_container"];
         /**
+         * Delete a container
          * @description Delete a container by `id` or `name`, and everything its spec defined. A running
          *     container is refused (409) unless `force=true`, which stops it first.
          */
@@ -62,6 +100,7 @@ export interface paths {
         options?: never;
         head?: never;
         /**
+         * Start, stop, pause or resume a container
          * @description Request a state for the container named by `id` or `name`: `running` (start, or thaw a
          *     paused one), `exited` (stop: answered at once with `stopping`, ends in `exited`),
          *     `paused` (freeze).
@@ -77,6 +116,7 @@ export interface paths {
             cookie?: never;
         };
         /**
+         * A container's log
          * @description The container's log file (agent lines, `init:` lines, and the container's output), by
          *     `id` or `name`. `tail=N` gives the last N lines; `follow=true` keeps the response open and
          *     streams new lines until the container ends or the client goes away.
@@ -111,6 +151,10 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description ID of the object
+                 * @example 0
+                 */
                 id: components["parameters"]["IdPath"];
             };
             cookie?: never;
@@ -145,6 +189,10 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description ID of the object
+                 * @example 0
+                 */
                 id: components["parameters"]["IdPath"];
             };
             cookie?: never;
@@ -179,6 +227,10 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description ID of the object
+                 * @example 0
+                 */
                 id: components["parameters"]["IdPath"];
             };
             cookie?: never;
@@ -197,6 +249,10 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description Name of the container
+                 * @example web
+                 */
                 name: components["parameters"]["NamePath"];
             };
             cookie?: never;
@@ -216,7 +272,15 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description Name of the container
+                 * @example web
+                 */
                 name: components["parameters"]["NamePath"];
+                /**
+                 * @description The state wanted (`running` waits until it runs; `exited` answers `stopping`)
+                 * @example running
+                 */
                 state: components["parameters"]["RequestedStatePath"];
             };
             cookie?: never;
@@ -235,6 +299,10 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description ID of the object
+                 * @example 0
+                 */
                 id: components["parameters"]["IdPath"];
             };
             cookie?: never;
@@ -254,7 +322,15 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description ID of the object
+                 * @example 0
+                 */
                 id: components["parameters"]["IdPath"];
+                /**
+                 * @description The state wanted (`running` waits until it runs; `exited` answers `stopping`)
+                 * @example running
+                 */
                 state: components["parameters"]["RequestedStatePath"];
             };
             cookie?: never;
@@ -875,6 +951,12 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "code": 500,
+                 *       "message": "mount -t squashfs /dev/loop0 /var/run/imageapi/mounts/mount_0: exit status 32"
+                 *     }
+                 */
                 "application/json": components["schemas"]["error"];
             };
         };
@@ -885,21 +967,126 @@ export interface components {
             };
             content?: never;
         };
+        /** @description invalid input: the message names the field */
+        BadRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "code": 400,
+                 *       "message": "body.loopback.path: must be string"
+                 *     }
+                 */
+                "application/json": components["schemas"]["error"];
+            };
+        };
+        /** @description no such object */
+        NotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "code": 404,
+                 *       "message": "no attachment with id 7"
+                 *     }
+                 */
+                "application/json": components["schemas"]["error"];
+            };
+        };
+        /** @description in use: the message names the users */
+        InUse: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "code": 409,
+                 *       "message": "attachment 0 (loopback) is in use by mount 0 (attach) (delete those first, or use force=true)"
+                 *     }
+                 */
+                "application/json": components["schemas"]["error"];
+            };
+        };
+        /** @description the name is taken */
+        NameTaken: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "code": 409,
+                 *       "message": "a container named \"web\" already exists (id 1)"
+                 *     }
+                 */
+                "application/json": components["schemas"]["error"];
+            };
+        };
+        /** @description not possible in the current state */
+        WrongState: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "code": 409,
+                 *       "message": "container 1 is exited: it cannot be paused"
+                 *     }
+                 */
+                "application/json": components["schemas"]["error"];
+            };
+        };
+        /** @description this build or kernel cannot do it */
+        Unsupported: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "code": 501,
+                 *       "message": "mount kind uri is not implemented yet"
+                 *     }
+                 */
+                "application/json": components["schemas"]["error"];
+            };
+        };
     };
     parameters: {
         /** @description ID of the object */
         IdQuery: components["schemas"]["object_id"];
-        /** @description ID of the object */
+        /**
+         * @description ID of the object
+         * @example 0
+         */
         IdQueryRequired: components["schemas"]["object_id"];
+        /**
+         * @description ID of the object
+         * @example 0
+         */
         IdPath: components["schemas"]["object_id"];
         /** @description Name of the container */
         NameQuery: components["schemas"]["object_name"];
+        /**
+         * @description Name of the container
+         * @example web
+         */
         NamePath: components["schemas"]["object_name"];
         /**
          * @description Delete even if the object is in use: everything that uses it is torn down first,
          *     top-down (running containers are stopped).
          */
         Force: boolean;
+        /**
+         * @description The state wanted (`running` waits until it runs; `exited` answers `stopping`)
+         * @example running
+         */
         RequestedStatePath: components["schemas"]["container_requested_state"];
     };
     requestBodies: never;
@@ -913,6 +1100,7 @@ export interface operations {
             query?: {
                 /** @description ID of the object */
                 id?: components["parameters"]["IdQuery"];
+                /** @description Only attachments of this kind. */
                 kind?: "iscsi" | "local" | "loopback" | "rbd";
             };
             header?: never;
@@ -927,9 +1115,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "id": 0,
+                     *         "kind": "loopback",
+                     *         "device_file": "/dev/loop0",
+                     *         "refs": 1,
+                     *         "loopback": {
+                     *           "path": "/var/lib/imageapi/images/image.sqsh",
+                     *           "readonly": true
+                     *         }
+                     *       }
+                     *     ]
+                     */
                     "application/json": components["schemas"]["attach"][];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
             default: components["responses"]["Error"];
         };
     };
@@ -952,16 +1156,33 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": 0,
+                     *       "kind": "loopback",
+                     *       "device_file": "/dev/loop0",
+                     *       "refs": 1,
+                     *       "loopback": {
+                     *         "path": "/var/lib/imageapi/images/image.sqsh",
+                     *         "readonly": true
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["attach"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            501: components["responses"]["Unsupported"];
             default: components["responses"]["Error"];
         };
     };
     delete_attach: {
         parameters: {
             query: {
-                /** @description ID of the object */
+                /**
+                 * @description ID of the object
+                 * @example 0
+                 */
                 id: components["parameters"]["IdQueryRequired"];
                 /**
                  * @description Delete even if the object is in use: everything that uses it is torn down first,
@@ -981,9 +1202,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": 0,
+                     *       "kind": "loopback",
+                     *       "device_file": "/dev/loop0",
+                     *       "refs": 0,
+                     *       "loopback": {
+                     *         "path": "/var/lib/imageapi/images/image.sqsh",
+                     *         "readonly": true
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["attach"];
                 };
             };
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["InUse"];
             default: components["responses"]["Error"];
         };
     };
@@ -992,6 +1227,7 @@ export interface operations {
             query?: {
                 /** @description ID of the object */
                 id?: components["parameters"]["IdQuery"];
+                /** @description Only mounts of this kind. */
                 kind?: "attach" | "bind" | "nfs" | "overlay" | "uri";
             };
             header?: never;
@@ -1006,9 +1242,37 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "id": 0,
+                     *         "kind": "attach",
+                     *         "mountpoint": "/var/run/imageapi/mounts/mount_0",
+                     *         "refs": 1,
+                     *         "attach": {
+                     *           "fs_type": "squashfs",
+                     *           "mount_options": [
+                     *             "ro"
+                     *           ],
+                     *           "attach": {
+                     *             "id": 0,
+                     *             "kind": "loopback",
+                     *             "device_file": "/dev/loop0",
+                     *             "refs": 2,
+                     *             "loopback": {
+                     *               "path": "/var/lib/imageapi/images/image.sqsh",
+                     *               "readonly": true
+                     *             }
+                     *           }
+                     *         }
+                     *       }
+                     *     ]
+                     */
                     "application/json": components["schemas"]["mount"][];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
             default: components["responses"]["Error"];
         };
     };
@@ -1031,16 +1295,46 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": 0,
+                     *       "kind": "attach",
+                     *       "mountpoint": "/var/run/imageapi/mounts/mount_0",
+                     *       "refs": 1,
+                     *       "attach": {
+                     *         "fs_type": "squashfs",
+                     *         "mount_options": [
+                     *           "ro"
+                     *         ],
+                     *         "attach": {
+                     *           "id": 0,
+                     *           "kind": "loopback",
+                     *           "device_file": "/dev/loop0",
+                     *           "refs": 2,
+                     *           "loopback": {
+                     *             "path": "/var/lib/imageapi/images/image.sqsh",
+                     *             "readonly": true
+                     *           }
+                     *         }
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["mount"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            501: components["responses"]["Unsupported"];
             default: components["responses"]["Error"];
         };
     };
     delete_mount: {
         parameters: {
             query: {
-                /** @description ID of the object */
+                /**
+                 * @description ID of the object
+                 * @example 0
+                 */
                 id: components["parameters"]["IdQueryRequired"];
                 /**
                  * @description Delete even if the object is in use: everything that uses it is torn down first,
@@ -1060,9 +1354,35 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": 0,
+                     *       "kind": "attach",
+                     *       "mountpoint": "/var/run/imageapi/mounts/mount_0",
+                     *       "refs": 0,
+                     *       "attach": {
+                     *         "fs_type": "squashfs",
+                     *         "mount_options": [
+                     *           "ro"
+                     *         ],
+                     *         "attach": {
+                     *           "id": 0,
+                     *           "kind": "loopback",
+                     *           "device_file": "/dev/loop0",
+                     *           "refs": 1,
+                     *           "loopback": {
+                     *             "path": "/var/lib/imageapi/images/image.sqsh",
+                     *             "readonly": true
+                     *           }
+                     *         }
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["mount"];
                 };
             };
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["InUse"];
             default: components["responses"]["Error"];
         };
     };
@@ -1073,6 +1393,7 @@ export interface operations {
                 id?: components["parameters"]["IdQuery"];
                 /** @description Name of the container */
                 name?: components["parameters"]["NameQuery"];
+                /** @description Only containers in this state. */
                 state?: components["schemas"]["container_state"];
             };
             header?: never;
@@ -1087,9 +1408,72 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "id": 1,
+                     *         "name": "web",
+                     *         "refs": 1,
+                     *         "mount": {
+                     *           "id": 3,
+                     *           "kind": "overlay",
+                     *           "mountpoint": "/var/run/imageapi/mounts/mount_3",
+                     *           "refs": 1,
+                     *           "overlay": {
+                     *             "lower": [
+                     *               {
+                     *                 "id": 2,
+                     *                 "kind": "attach",
+                     *                 "mountpoint": "/var/run/imageapi/mounts/mount_2",
+                     *                 "refs": 1,
+                     *                 "attach": {
+                     *                   "fs_type": "squashfs",
+                     *                   "mount_options": [
+                     *                     "ro"
+                     *                   ],
+                     *                   "attach": {
+                     *                     "id": 1,
+                     *                     "kind": "loopback",
+                     *                     "device_file": "/dev/loop1",
+                     *                     "refs": 1,
+                     *                     "loopback": {
+                     *                       "path": "/var/lib/imageapi/images/image.sqsh",
+                     *                       "readonly": true
+                     *                     }
+                     *                   }
+                     *                 }
+                     *               }
+                     *             ],
+                     *             "upperdir": "/var/run/imageapi/overlay/mount_3/upper",
+                     *             "workdir": "/var/run/imageapi/overlay/mount_3/work"
+                     *           }
+                     *         },
+                     *         "command": "/bin/sh -c \"trap 'exit 0' TERM; echo serving; sleep infinity & wait\"",
+                     *         "systemd": false,
+                     *         "state": "running",
+                     *         "namespaces": [
+                     *           "mnt",
+                     *           "pid",
+                     *           "uts",
+                     *           "ipc"
+                     *         ],
+                     *         "hostname": "web",
+                     *         "env": [],
+                     *         "stop_timeout": 10,
+                     *         "logfile": "/var/run/imageapi/logs/1-1796191437.log",
+                     *         "pid": 4711,
+                     *         "exit_code": null,
+                     *         "created_at": "2026-12-02T06:03:57.615Z",
+                     *         "started_at": "2026-12-02T06:03:57.667Z",
+                     *         "finished_at": null
+                     *       }
+                     *     ]
+                     */
                     "application/json": components["schemas"]["container"][];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
             default: components["responses"]["Error"];
         };
     };
@@ -1106,15 +1490,78 @@ export interface operations {
             };
         };
         responses: {
-            /** @description created */
+            /** @description created (and running, if asked) */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": 1,
+                     *       "name": "web",
+                     *       "refs": 1,
+                     *       "mount": {
+                     *         "id": 3,
+                     *         "kind": "overlay",
+                     *         "mountpoint": "/var/run/imageapi/mounts/mount_3",
+                     *         "refs": 1,
+                     *         "overlay": {
+                     *           "lower": [
+                     *             {
+                     *               "id": 2,
+                     *               "kind": "attach",
+                     *               "mountpoint": "/var/run/imageapi/mounts/mount_2",
+                     *               "refs": 1,
+                     *               "attach": {
+                     *                 "fs_type": "squashfs",
+                     *                 "mount_options": [
+                     *                   "ro"
+                     *                 ],
+                     *                 "attach": {
+                     *                   "id": 1,
+                     *                   "kind": "loopback",
+                     *                   "device_file": "/dev/loop1",
+                     *                   "refs": 1,
+                     *                   "loopback": {
+                     *                     "path": "/var/lib/imageapi/images/image.sqsh",
+                     *                     "readonly": true
+                     *                   }
+                     *                 }
+                     *               }
+                     *             }
+                     *           ],
+                     *           "upperdir": "/var/run/imageapi/overlay/mount_3/upper",
+                     *           "workdir": "/var/run/imageapi/overlay/mount_3/work"
+                     *         }
+                     *       },
+                     *       "command": "/bin/sh -c \"trap 'exit 0' TERM; echo serving; sleep infinity & wait\"",
+                     *       "systemd": false,
+                     *       "state": "running",
+                     *       "namespaces": [
+                     *         "mnt",
+                     *         "pid",
+                     *         "uts",
+                     *         "ipc"
+                     *       ],
+                     *       "hostname": "web",
+                     *       "env": [],
+                     *       "stop_timeout": 10,
+                     *       "logfile": "/var/run/imageapi/logs/1-1796191437.log",
+                     *       "pid": 4711,
+                     *       "exit_code": null,
+                     *       "created_at": "2026-12-02T06:03:57.615Z",
+                     *       "started_at": "2026-12-02T06:03:57.667Z",
+                     *       "finished_at": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["container"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["NameTaken"];
+            501: components["responses"]["Unsupported"];
             default: components["responses"]["Error"];
         };
     };
@@ -1143,7 +1590,82 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": 1,
+                     *       "name": "web",
+                     *       "refs": 0,
+                     *       "mount": {
+                     *         "id": 3,
+                     *         "kind": "overlay",
+                     *         "mountpoint": "/var/run/imageapi/mounts/mount_3",
+                     *         "refs": 1,
+                     *         "overlay": {
+                     *           "lower": [
+                     *             {
+                     *               "id": 2,
+                     *               "kind": "attach",
+                     *               "mountpoint": "/var/run/imageapi/mounts/mount_2",
+                     *               "refs": 1,
+                     *               "attach": {
+                     *                 "fs_type": "squashfs",
+                     *                 "mount_options": [
+                     *                   "ro"
+                     *                 ],
+                     *                 "attach": {
+                     *                   "id": 1,
+                     *                   "kind": "loopback",
+                     *                   "device_file": "/dev/loop1",
+                     *                   "refs": 1,
+                     *                   "loopback": {
+                     *                     "path": "/var/lib/imageapi/images/image.sqsh",
+                     *                     "readonly": true
+                     *                   }
+                     *                 }
+                     *               }
+                     *             }
+                     *           ],
+                     *           "upperdir": "/var/run/imageapi/overlay/mount_3/upper",
+                     *           "workdir": "/var/run/imageapi/overlay/mount_3/work"
+                     *         }
+                     *       },
+                     *       "command": "/bin/sh -c \"trap 'exit 0' TERM; echo serving; sleep infinity & wait\"",
+                     *       "systemd": false,
+                     *       "state": "exited",
+                     *       "namespaces": [
+                     *         "mnt",
+                     *         "pid",
+                     *         "uts",
+                     *         "ipc"
+                     *       ],
+                     *       "hostname": "web",
+                     *       "env": [],
+                     *       "stop_timeout": 10,
+                     *       "logfile": "/var/run/imageapi/logs/1-1796191437.log",
+                     *       "pid": null,
+                     *       "exit_code": 0,
+                     *       "created_at": "2026-12-02T06:03:57.615Z",
+                     *       "started_at": "2026-12-02T06:03:57.667Z",
+                     *       "finished_at": "2026-12-02T06:03:57.744Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["container"];
+                };
+            };
+            404: components["responses"]["NotFound"];
+            /** @description the container is running (stop it first, or `force=true`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": 409,
+                     *       "message": "container 1 is running: stop it first (PATCH state=exited), or delete with force=true"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["error"];
                 };
             };
             default: components["responses"]["Error"];
@@ -1152,6 +1674,10 @@ export interface operations {
     set_container_state: {
         parameters: {
             query: {
+                /**
+                 * @description The state wanted.
+                 * @example exited
+                 */
                 state: components["schemas"]["container_requested_state"];
                 /** @description ID of the object */
                 id?: components["parameters"]["IdQuery"];
@@ -1170,9 +1696,71 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": 1,
+                     *       "name": "web",
+                     *       "refs": 1,
+                     *       "mount": {
+                     *         "id": 3,
+                     *         "kind": "overlay",
+                     *         "mountpoint": "/var/run/imageapi/mounts/mount_3",
+                     *         "refs": 1,
+                     *         "overlay": {
+                     *           "lower": [
+                     *             {
+                     *               "id": 2,
+                     *               "kind": "attach",
+                     *               "mountpoint": "/var/run/imageapi/mounts/mount_2",
+                     *               "refs": 1,
+                     *               "attach": {
+                     *                 "fs_type": "squashfs",
+                     *                 "mount_options": [
+                     *                   "ro"
+                     *                 ],
+                     *                 "attach": {
+                     *                   "id": 1,
+                     *                   "kind": "loopback",
+                     *                   "device_file": "/dev/loop1",
+                     *                   "refs": 1,
+                     *                   "loopback": {
+                     *                     "path": "/var/lib/imageapi/images/image.sqsh",
+                     *                     "readonly": true
+                     *                   }
+                     *                 }
+                     *               }
+                     *             }
+                     *           ],
+                     *           "upperdir": "/var/run/imageapi/overlay/mount_3/upper",
+                     *           "workdir": "/var/run/imageapi/overlay/mount_3/work"
+                     *         }
+                     *       },
+                     *       "command": "/bin/sh -c \"trap 'exit 0' TERM; echo serving; sleep infinity & wait\"",
+                     *       "systemd": false,
+                     *       "state": "stopping",
+                     *       "namespaces": [
+                     *         "mnt",
+                     *         "pid",
+                     *         "uts",
+                     *         "ipc"
+                     *       ],
+                     *       "hostname": "web",
+                     *       "env": [],
+                     *       "stop_timeout": 10,
+                     *       "logfile": "/var/run/imageapi/logs/1-1796191437.log",
+                     *       "pid": 4711,
+                     *       "exit_code": null,
+                     *       "created_at": "2026-12-02T06:03:57.615Z",
+                     *       "started_at": "2026-12-02T06:03:57.667Z",
+                     *       "finished_at": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["container"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["WrongState"];
             default: components["responses"]["Error"];
         };
     };
@@ -1183,7 +1771,12 @@ export interface operations {
                 id?: components["parameters"]["IdQuery"];
                 /** @description Name of the container */
                 name?: components["parameters"]["NameQuery"];
+                /**
+                 * @description Only the last N lines.
+                 * @example 20
+                 */
                 tail?: number;
+                /** @description Keep streaming new lines while the container may still write. */
                 follow?: boolean;
             };
             header?: never;
@@ -1198,9 +1791,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example 2026/12/02 06:03:57 container(1): container created
+                     *     2026/12/02 06:03:57 container(1): starting container
+                     *     2026/12/02 06:03:57 init: making all mounts private
+                     *     2026/12/02 06:03:57 init: mounting /proc
+                     *     2026/12/02 06:03:57 init: executing init /bin/sh
+                     *     serving
+                     *     2026/12/02 06:04:12 container(1): stopping container
+                     *     2026/12/02 06:04:12 container(1): container exited (exit code 0)
+                     */
                     "text/plain": string;
                 };
             };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
             default: components["responses"]["Error"];
         };
     };
@@ -1255,6 +1860,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description ID of the object
+                 * @example 0
+                 */
                 id: components["parameters"]["IdPath"];
             };
             cookie?: never;
@@ -1278,6 +1887,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description ID of the object
+                 * @example 0
+                 */
                 id: components["parameters"]["IdPath"];
             };
             cookie?: never;
@@ -1339,6 +1952,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description ID of the object
+                 * @example 0
+                 */
                 id: components["parameters"]["IdPath"];
             };
             cookie?: never;
@@ -1362,6 +1979,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description ID of the object
+                 * @example 0
+                 */
                 id: components["parameters"]["IdPath"];
             };
             cookie?: never;
@@ -1423,6 +2044,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description ID of the object
+                 * @example 0
+                 */
                 id: components["parameters"]["IdPath"];
             };
             cookie?: never;
@@ -1446,6 +2071,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description ID of the object
+                 * @example 0
+                 */
                 id: components["parameters"]["IdPath"];
             };
             cookie?: never;
@@ -1461,6 +2090,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description Name of the container
+                 * @example web
+                 */
                 name: components["parameters"]["NamePath"];
             };
             cookie?: never;
@@ -1484,6 +2117,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description Name of the container
+                 * @example web
+                 */
                 name: components["parameters"]["NamePath"];
             };
             cookie?: never;
@@ -1499,7 +2136,15 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description Name of the container
+                 * @example web
+                 */
                 name: components["parameters"]["NamePath"];
+                /**
+                 * @description The state wanted (`running` waits until it runs; `exited` answers `stopping`)
+                 * @example running
+                 */
                 state: components["parameters"]["RequestedStatePath"];
             };
             cookie?: never;
@@ -1523,6 +2168,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description ID of the object
+                 * @example 0
+                 */
                 id: components["parameters"]["IdPath"];
             };
             cookie?: never;
@@ -1546,6 +2195,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description ID of the object
+                 * @example 0
+                 */
                 id: components["parameters"]["IdPath"];
             };
             cookie?: never;
@@ -1561,7 +2214,15 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description ID of the object
+                 * @example 0
+                 */
                 id: components["parameters"]["IdPath"];
+                /**
+                 * @description The state wanted (`running` waits until it runs; `exited` answers `stopping`)
+                 * @example running
+                 */
                 state: components["parameters"]["RequestedStatePath"];
             };
             cookie?: never;

@@ -137,8 +137,19 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /**
+         * List RBD attachments (v0.1)
+         * @deprecated
+         * @description The RBD attachments in the v0.1 shape. Deprecated: use `GET /attach?kind=rbd`.
+         */
         get: operations["list_rbds"];
         put?: never;
+        /**
+         * Map an RBD image (v0.1)
+         * @deprecated
+         * @description Maps the image (krbd, rbd-nbd or rbd-fuse, by `--rbd-mode`); the key is never shown
+         *     back. Deprecated: use `POST /attach` with `{"kind": "rbd", "rbd": {…}}`.
+         */
         post: operations["map_rbd"];
         delete?: never;
         options?: never;
@@ -159,9 +170,20 @@ export interface paths {
             };
             cookie?: never;
         };
+        /**
+         * One RBD attachment (v0.1)
+         * @deprecated
+         * @description The RBD attachment `id` (404 if it is not one). Deprecated: use `GET /attach?id=N`.
+         */
         get: operations["get_rbd"];
         put?: never;
         post?: never;
+        /**
+         * Unmap an RBD attachment (v0.1)
+         * @deprecated
+         * @description Unmaps the RBD attachment `id`; 409 while a mount uses it (there is no `force` here).
+         *     Deprecated: use `DELETE /attach?id=N[&force=true]`.
+         */
         delete: operations["unmap_rbd"];
         options?: never;
         head?: never;
@@ -175,8 +197,19 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /**
+         * List RBD mounts (v0.1)
+         * @deprecated
+         * @description The mounts of a filesystem on an RBD attachment, in the v0.1 shape. Deprecated: use `GET /mount?kind=attach`.
+         */
         get: operations["list_mounts_rbd"];
         put?: never;
+        /**
+         * Mount a filesystem on an RBD image (v0.1)
+         * @deprecated
+         * @description `id` names an existing RBD attachment (the v0.1 meaning), or `rbd` defines one, which then
+         *     belongs to the mount. Deprecated: use `POST /mount` with `{"kind": "attach", "attach": {…}}`.
+         */
         post: operations["mount_rbd"];
         delete?: never;
         options?: never;
@@ -197,9 +230,20 @@ export interface paths {
             };
             cookie?: never;
         };
+        /**
+         * One RBD mount (v0.1)
+         * @deprecated
+         * @description The RBD mount `id` (404 if it is not one). Deprecated: use `GET /mount?id=N`.
+         */
         get: operations["get_mount_rbd"];
         put?: never;
         post?: never;
+        /**
+         * Unmount an RBD mount (v0.1)
+         * @deprecated
+         * @description Unmounts the RBD mount `id` (and unmaps the attachment it defined); 409 while in use.
+         *     Deprecated: use `DELETE /mount?id=N[&force=true]`.
+         */
         delete: operations["unmount_rbd"];
         options?: never;
         head?: never;
@@ -213,8 +257,19 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /**
+         * List overlay mounts (v0.1)
+         * @deprecated
+         * @description The overlay mounts, `lower` as ids. Deprecated: use `GET /mount?kind=overlay`.
+         */
         get: operations["list_mounts_overlay"];
         put?: never;
+        /**
+         * Mount an overlay (v0.1)
+         * @deprecated
+         * @description A writable overlay over the mounts in `lower` (ids, `lower[0]` on top). Deprecated: use
+         *     `POST /mount` with `{"kind": "overlay", "overlay": {"lower": [{"id": 0}]}}`.
+         */
         post: operations["mount_overlay"];
         delete?: never;
         options?: never;
@@ -235,9 +290,19 @@ export interface paths {
             };
             cookie?: never;
         };
+        /**
+         * One overlay mount (v0.1)
+         * @deprecated
+         * @description The overlay mount `id` (404 if it is not one). Deprecated: use `GET /mount?id=N`.
+         */
         get: operations["get_mount_overlay"];
         put?: never;
         post?: never;
+        /**
+         * Unmount an overlay mount (v0.1)
+         * @deprecated
+         * @description Unmounts the overlay `id`; 409 while a container uses it. Deprecated: use `DELETE /mount?id=N[&force=true]`.
+         */
         delete: operations["unmount_overlay"];
         options?: never;
         head?: never;
@@ -257,10 +322,19 @@ export interface paths {
             };
             cookie?: never;
         };
+        /**
+         * One container by name (v0.1)
+         * @deprecated
+         * @description The container `name`. Deprecated: use `GET /container?name=X`.
+         */
         get: operations["get_container_byname"];
         put?: never;
         post?: never;
-        /** @description Delete the container (a running one is stopped first). */
+        /**
+         * Delete a container by name (v0.1)
+         * @deprecated
+         * @description Delete the container (a running one is stopped first). Deprecated: use `DELETE /container?name=X&force=true`.
+         */
         delete: operations["delete_container_byname"];
         options?: never;
         head?: never;
@@ -285,6 +359,13 @@ export interface paths {
             };
             cookie?: never;
         };
+        /**
+         * Change a container's state, by name (v0.1; this GET changes state)
+         * @deprecated
+         * @description **This GET changes state**: it starts (`running`, answered once it runs), stops (`exited`,
+         *     answered at once with `stopping`) or freezes (`paused`) the container `name`. Deprecated:
+         *     use `PATCH /container?name=X&state=S`.
+         */
         get: operations["set_container_state_byname"];
         put?: never;
         post?: never;
@@ -307,10 +388,19 @@ export interface paths {
             };
             cookie?: never;
         };
+        /**
+         * One container by id (v0.1)
+         * @deprecated
+         * @description The container `id`. Deprecated: use `GET /container?id=N`.
+         */
         get: operations["get_container"];
         put?: never;
         post?: never;
-        /** @description Delete the container (a running one is stopped first). */
+        /**
+         * Delete a container by id (v0.1)
+         * @deprecated
+         * @description Delete the container (a running one is stopped first). Deprecated: use `DELETE /container?id=N&force=true`.
+         */
         delete: operations["delete_container_by_id"];
         options?: never;
         head?: never;
@@ -335,7 +425,13 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** @description Request a state for the container; `running` waits until it runs. */
+        /**
+         * Change a container's state, by id (v0.1; this GET changes state)
+         * @deprecated
+         * @description **This GET changes state**: it starts (`running`, answered once it runs), stops (`exited`,
+         *     answered at once with `stopping`) or freezes (`paused`) the container `id`. Deprecated:
+         *     use `PATCH /container?id=N&state=S`.
+         */
         get: operations["set_container_state_by_id"];
         put?: never;
         post?: never;
@@ -1824,9 +1920,30 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "id": 2,
+                     *         "refs": 1,
+                     *         "device_file": "/dev/rbd0",
+                     *         "device_id": 0,
+                     *         "monitors": [
+                     *           "192.168.1.48"
+                     *         ],
+                     *         "pool": "rbd",
+                     *         "image": "systemd.sqsh",
+                     *         "options": {
+                     *           "ro": true,
+                     *           "name": "admin",
+                     *           "secret": "<redacted>"
+                     *         }
+                     *       }
+                     *     ]
+                     */
                     "application/json": components["schemas"]["rbd"][];
                 };
             };
+            400: components["responses"]["BadRequest"];
             default: components["responses"]["Error"];
         };
     };
@@ -1839,6 +1956,20 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "monitors": [
+                 *         "192.168.1.48"
+                 *       ],
+                 *       "pool": "rbd",
+                 *       "image": "systemd.sqsh",
+                 *       "options": {
+                 *         "ro": true,
+                 *         "name": "admin",
+                 *         "secret": "AQBvaBVnAAAAABAAzFbfnY3oB5vuDXqt3M0a5Q=="
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["rbd"];
             };
         };
@@ -1849,9 +1980,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": 2,
+                     *       "refs": 1,
+                     *       "device_file": "/dev/rbd0",
+                     *       "device_id": 0,
+                     *       "monitors": [
+                     *         "192.168.1.48"
+                     *       ],
+                     *       "pool": "rbd",
+                     *       "image": "systemd.sqsh",
+                     *       "options": {
+                     *         "ro": true,
+                     *         "name": "admin",
+                     *         "secret": "<redacted>"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["rbd"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            501: components["responses"]["Unsupported"];
             default: components["responses"]["Error"];
         };
     };
@@ -1876,9 +2027,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": 2,
+                     *       "refs": 1,
+                     *       "device_file": "/dev/rbd0",
+                     *       "device_id": 0,
+                     *       "monitors": [
+                     *         "192.168.1.48"
+                     *       ],
+                     *       "pool": "rbd",
+                     *       "image": "systemd.sqsh",
+                     *       "options": {
+                     *         "ro": true,
+                     *         "name": "admin",
+                     *         "secret": "<redacted>"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["rbd"];
                 };
             };
+            404: components["responses"]["NotFound"];
             default: components["responses"]["Error"];
         };
     };
@@ -1898,6 +2068,8 @@ export interface operations {
         requestBody?: never;
         responses: {
             204: components["responses"]["NoContent"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["InUse"];
             default: components["responses"]["Error"];
         };
     };
@@ -1916,9 +2088,39 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "id": 5,
+                     *         "refs": 1,
+                     *         "mountpoint": "/var/run/imageapi/mounts/mount_5",
+                     *         "fs_type": "squashfs",
+                     *         "mount_options": [
+                     *           "ro"
+                     *         ],
+                     *         "rbd": {
+                     *           "id": 2,
+                     *           "refs": 2,
+                     *           "device_file": "/dev/rbd0",
+                     *           "device_id": 0,
+                     *           "monitors": [
+                     *             "192.168.1.48"
+                     *           ],
+                     *           "pool": "rbd",
+                     *           "image": "systemd.sqsh",
+                     *           "options": {
+                     *             "ro": true,
+                     *             "name": "admin",
+                     *             "secret": "<redacted>"
+                     *           }
+                     *         }
+                     *       }
+                     *     ]
+                     */
                     "application/json": components["schemas"]["mount_rbd"][];
                 };
             };
+            400: components["responses"]["BadRequest"];
             default: components["responses"]["Error"];
         };
     };
@@ -1941,9 +2143,39 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": 5,
+                     *       "refs": 1,
+                     *       "mountpoint": "/var/run/imageapi/mounts/mount_5",
+                     *       "fs_type": "squashfs",
+                     *       "mount_options": [
+                     *         "ro"
+                     *       ],
+                     *       "rbd": {
+                     *         "id": 2,
+                     *         "refs": 2,
+                     *         "device_file": "/dev/rbd0",
+                     *         "device_id": 0,
+                     *         "monitors": [
+                     *           "192.168.1.48"
+                     *         ],
+                     *         "pool": "rbd",
+                     *         "image": "systemd.sqsh",
+                     *         "options": {
+                     *           "ro": true,
+                     *           "name": "admin",
+                     *           "secret": "<redacted>"
+                     *         }
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["mount_rbd"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            501: components["responses"]["Unsupported"];
             default: components["responses"]["Error"];
         };
     };
@@ -1968,9 +2200,37 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": 5,
+                     *       "refs": 1,
+                     *       "mountpoint": "/var/run/imageapi/mounts/mount_5",
+                     *       "fs_type": "squashfs",
+                     *       "mount_options": [
+                     *         "ro"
+                     *       ],
+                     *       "rbd": {
+                     *         "id": 2,
+                     *         "refs": 2,
+                     *         "device_file": "/dev/rbd0",
+                     *         "device_id": 0,
+                     *         "monitors": [
+                     *           "192.168.1.48"
+                     *         ],
+                     *         "pool": "rbd",
+                     *         "image": "systemd.sqsh",
+                     *         "options": {
+                     *           "ro": true,
+                     *           "name": "admin",
+                     *           "secret": "<redacted>"
+                     *         }
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["mount_rbd"];
                 };
             };
+            404: components["responses"]["NotFound"];
             default: components["responses"]["Error"];
         };
     };
@@ -1990,6 +2250,8 @@ export interface operations {
         requestBody?: never;
         responses: {
             204: components["responses"]["NoContent"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["InUse"];
             default: components["responses"]["Error"];
         };
     };
@@ -2008,9 +2270,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "id": 1,
+                     *         "refs": 1,
+                     *         "mountpoint": "/var/run/imageapi/mounts/mount_1",
+                     *         "upperdir": "/var/run/imageapi/overlay/mount_1/upper",
+                     *         "workdir": "/var/run/imageapi/overlay/mount_1/work",
+                     *         "lower": [
+                     *           0
+                     *         ]
+                     *       }
+                     *     ]
+                     */
                     "application/json": components["schemas"]["mount_overlay_v1"][];
                 };
             };
+            400: components["responses"]["BadRequest"];
             default: components["responses"]["Error"];
         };
     };
@@ -2023,6 +2300,13 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "lower": [
+                 *         0
+                 *       ]
+                 *     }
+                 */
                 "application/json": components["schemas"]["mount_overlay_v1"];
             };
         };
@@ -2033,9 +2317,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": 1,
+                     *       "refs": 1,
+                     *       "mountpoint": "/var/run/imageapi/mounts/mount_1",
+                     *       "upperdir": "/var/run/imageapi/overlay/mount_1/upper",
+                     *       "workdir": "/var/run/imageapi/overlay/mount_1/work",
+                     *       "lower": [
+                     *         0
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["mount_overlay_v1"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
             default: components["responses"]["Error"];
         };
     };
@@ -2060,9 +2358,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": 1,
+                     *       "refs": 1,
+                     *       "mountpoint": "/var/run/imageapi/mounts/mount_1",
+                     *       "upperdir": "/var/run/imageapi/overlay/mount_1/upper",
+                     *       "workdir": "/var/run/imageapi/overlay/mount_1/work",
+                     *       "lower": [
+                     *         0
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["mount_overlay_v1"];
                 };
             };
+            404: components["responses"]["NotFound"];
             default: components["responses"]["Error"];
         };
     };
@@ -2082,6 +2393,8 @@ export interface operations {
         requestBody?: never;
         responses: {
             204: components["responses"]["NoContent"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["InUse"];
             default: components["responses"]["Error"];
         };
     };
@@ -2106,9 +2419,69 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": 1,
+                     *       "name": "web",
+                     *       "refs": 1,
+                     *       "mount": {
+                     *         "id": 3,
+                     *         "kind": "overlay",
+                     *         "mountpoint": "/var/run/imageapi/mounts/mount_3",
+                     *         "refs": 1,
+                     *         "overlay": {
+                     *           "lower": [
+                     *             {
+                     *               "id": 2,
+                     *               "kind": "attach",
+                     *               "mountpoint": "/var/run/imageapi/mounts/mount_2",
+                     *               "refs": 1,
+                     *               "attach": {
+                     *                 "fs_type": "squashfs",
+                     *                 "mount_options": [
+                     *                   "ro"
+                     *                 ],
+                     *                 "attach": {
+                     *                   "id": 1,
+                     *                   "kind": "loopback",
+                     *                   "device_file": "/dev/loop1",
+                     *                   "refs": 1,
+                     *                   "loopback": {
+                     *                     "path": "/var/lib/imageapi/images/image.sqsh",
+                     *                     "readonly": true
+                     *                   }
+                     *                 }
+                     *               }
+                     *             }
+                     *           ],
+                     *           "upperdir": "/var/run/imageapi/overlay/mount_3/upper",
+                     *           "workdir": "/var/run/imageapi/overlay/mount_3/work"
+                     *         }
+                     *       },
+                     *       "command": "/bin/sh -c \"trap 'exit 0' TERM; echo serving; sleep infinity & wait\"",
+                     *       "systemd": false,
+                     *       "state": "running",
+                     *       "namespaces": [
+                     *         "mnt",
+                     *         "pid",
+                     *         "uts",
+                     *         "ipc"
+                     *       ],
+                     *       "hostname": "web",
+                     *       "env": [],
+                     *       "stop_timeout": 10,
+                     *       "logfile": "/var/run/imageapi/logs/1-1796191437.log",
+                     *       "pid": 4711,
+                     *       "exit_code": null,
+                     *       "created_at": "2026-12-02T06:03:57.615Z",
+                     *       "started_at": "2026-12-02T06:03:57.667Z",
+                     *       "finished_at": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["container"];
                 };
             };
+            404: components["responses"]["NotFound"];
             default: components["responses"]["Error"];
         };
     };
@@ -2128,6 +2501,7 @@ export interface operations {
         requestBody?: never;
         responses: {
             204: components["responses"]["NoContent"];
+            404: components["responses"]["NotFound"];
             default: components["responses"]["Error"];
         };
     };
@@ -2157,9 +2531,70 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": 1,
+                     *       "name": "web",
+                     *       "refs": 1,
+                     *       "mount": {
+                     *         "id": 3,
+                     *         "kind": "overlay",
+                     *         "mountpoint": "/var/run/imageapi/mounts/mount_3",
+                     *         "refs": 1,
+                     *         "overlay": {
+                     *           "lower": [
+                     *             {
+                     *               "id": 2,
+                     *               "kind": "attach",
+                     *               "mountpoint": "/var/run/imageapi/mounts/mount_2",
+                     *               "refs": 1,
+                     *               "attach": {
+                     *                 "fs_type": "squashfs",
+                     *                 "mount_options": [
+                     *                   "ro"
+                     *                 ],
+                     *                 "attach": {
+                     *                   "id": 1,
+                     *                   "kind": "loopback",
+                     *                   "device_file": "/dev/loop1",
+                     *                   "refs": 1,
+                     *                   "loopback": {
+                     *                     "path": "/var/lib/imageapi/images/image.sqsh",
+                     *                     "readonly": true
+                     *                   }
+                     *                 }
+                     *               }
+                     *             }
+                     *           ],
+                     *           "upperdir": "/var/run/imageapi/overlay/mount_3/upper",
+                     *           "workdir": "/var/run/imageapi/overlay/mount_3/work"
+                     *         }
+                     *       },
+                     *       "command": "/bin/sh -c \"trap 'exit 0' TERM; echo serving; sleep infinity & wait\"",
+                     *       "systemd": false,
+                     *       "state": "running",
+                     *       "namespaces": [
+                     *         "mnt",
+                     *         "pid",
+                     *         "uts",
+                     *         "ipc"
+                     *       ],
+                     *       "hostname": "web",
+                     *       "env": [],
+                     *       "stop_timeout": 10,
+                     *       "logfile": "/var/run/imageapi/logs/1-1796191437.log",
+                     *       "pid": 4711,
+                     *       "exit_code": null,
+                     *       "created_at": "2026-12-02T06:03:57.615Z",
+                     *       "started_at": "2026-12-02T06:03:57.667Z",
+                     *       "finished_at": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["container"];
                 };
             };
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["WrongState"];
             default: components["responses"]["Error"];
         };
     };
@@ -2184,9 +2619,69 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": 0,
+                     *       "name": "demo",
+                     *       "refs": 1,
+                     *       "mount": {
+                     *         "id": 1,
+                     *         "kind": "overlay",
+                     *         "mountpoint": "/var/run/imageapi/mounts/mount_1",
+                     *         "refs": 2,
+                     *         "overlay": {
+                     *           "lower": [
+                     *             {
+                     *               "id": 0,
+                     *               "kind": "attach",
+                     *               "mountpoint": "/var/run/imageapi/mounts/mount_0",
+                     *               "refs": 2,
+                     *               "attach": {
+                     *                 "fs_type": "squashfs",
+                     *                 "mount_options": [
+                     *                   "ro"
+                     *                 ],
+                     *                 "attach": {
+                     *                   "id": 0,
+                     *                   "kind": "loopback",
+                     *                   "device_file": "/dev/loop0",
+                     *                   "refs": 2,
+                     *                   "loopback": {
+                     *                     "path": "/var/lib/imageapi/images/image.sqsh",
+                     *                     "readonly": true
+                     *                   }
+                     *                 }
+                     *               }
+                     *             }
+                     *           ],
+                     *           "upperdir": "/var/run/imageapi/overlay/mount_1/upper",
+                     *           "workdir": "/var/run/imageapi/overlay/mount_1/work"
+                     *         }
+                     *       },
+                     *       "command": "/bin/sh -c \"trap 'exit 0' TERM; echo hi; sleep infinity & wait\"",
+                     *       "systemd": false,
+                     *       "state": "created",
+                     *       "namespaces": [
+                     *         "mnt",
+                     *         "pid",
+                     *         "uts",
+                     *         "ipc"
+                     *       ],
+                     *       "hostname": "demo",
+                     *       "env": [],
+                     *       "stop_timeout": 10,
+                     *       "logfile": "/var/run/imageapi/logs/0-1796191421.log",
+                     *       "pid": null,
+                     *       "exit_code": null,
+                     *       "created_at": "2026-12-02T06:03:57.615Z",
+                     *       "started_at": null,
+                     *       "finished_at": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["container"];
                 };
             };
+            404: components["responses"]["NotFound"];
             default: components["responses"]["Error"];
         };
     };
@@ -2206,6 +2701,7 @@ export interface operations {
         requestBody?: never;
         responses: {
             204: components["responses"]["NoContent"];
+            404: components["responses"]["NotFound"];
             default: components["responses"]["Error"];
         };
     };
@@ -2235,9 +2731,70 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": 0,
+                     *       "name": "demo",
+                     *       "refs": 1,
+                     *       "mount": {
+                     *         "id": 1,
+                     *         "kind": "overlay",
+                     *         "mountpoint": "/var/run/imageapi/mounts/mount_1",
+                     *         "refs": 2,
+                     *         "overlay": {
+                     *           "lower": [
+                     *             {
+                     *               "id": 0,
+                     *               "kind": "attach",
+                     *               "mountpoint": "/var/run/imageapi/mounts/mount_0",
+                     *               "refs": 2,
+                     *               "attach": {
+                     *                 "fs_type": "squashfs",
+                     *                 "mount_options": [
+                     *                   "ro"
+                     *                 ],
+                     *                 "attach": {
+                     *                   "id": 0,
+                     *                   "kind": "loopback",
+                     *                   "device_file": "/dev/loop0",
+                     *                   "refs": 2,
+                     *                   "loopback": {
+                     *                     "path": "/var/lib/imageapi/images/image.sqsh",
+                     *                     "readonly": true
+                     *                   }
+                     *                 }
+                     *               }
+                     *             }
+                     *           ],
+                     *           "upperdir": "/var/run/imageapi/overlay/mount_1/upper",
+                     *           "workdir": "/var/run/imageapi/overlay/mount_1/work"
+                     *         }
+                     *       },
+                     *       "command": "/bin/sh -c \"trap 'exit 0' TERM; echo hi; sleep infinity & wait\"",
+                     *       "systemd": false,
+                     *       "state": "running",
+                     *       "namespaces": [
+                     *         "mnt",
+                     *         "pid",
+                     *         "uts",
+                     *         "ipc"
+                     *       ],
+                     *       "hostname": "demo",
+                     *       "env": [],
+                     *       "stop_timeout": 10,
+                     *       "logfile": "/var/run/imageapi/logs/0-1796191421.log",
+                     *       "pid": 4711,
+                     *       "exit_code": null,
+                     *       "created_at": "2026-12-02T06:03:57.615Z",
+                     *       "started_at": "2026-12-02T06:03:57.667Z",
+                     *       "finished_at": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["container"];
                 };
             };
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["WrongState"];
             default: components["responses"]["Error"];
         };
     };

@@ -4,7 +4,8 @@
 #   scripts/setup.sh [--tests]    (--tests adds what only the test suite needs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-want=(squashfs-tools util-linux mount e2fsprogs)
+# nftables: the guard that keeps containers from connecting to the agent.
+want=(squashfs-tools util-linux mount e2fsprogs nftables)
 if [ "${1:-}" = "--tests" ]; then
   # busybox: the test image; debootstrap: the systemd image; Ceph: a real cluster for the RBD tests;
   # openssl: certificates for the https tests; jq: the README walkthrough takes ids from answers with it.

@@ -1,6 +1,7 @@
 // Wiring: the store, drivers, engine, container manager and HTTP listeners of one agent.
 import { chmod, mkdir, open, readFile, rm, unlink } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { ContainerManager } from './container/lifecycle.js';
 import { Engine, secretFieldsOf } from './core/engine.js';
 import { mountAliases, mountDrivers } from './mount/registry.js';
 import { Store } from './store/store.js';
+import { NetGuard } from './sys/netguard.js';
 
 export interface Agent {
   /** Addresses listened on, e.g. `http://127.0.0.1:8080`, `unix:/var/run/imageapi.sock`. */
@@ -65,7 +67,8 @@ export async function startAgent(cfg: Config, log: Logger, spec: LoadedSpec): Pr
       hidden_paths: cfg.scheme.includes('unix') ? [cfg.socket_path] : [],
     },
   };
-  const containers = new ContainerManager({ helper: cfg.helper });
+  const guard = new NetGuard(cfg.run_dir, log, cfg.guard_containers);
+  const containers = new ContainerManager({ helper: cfg.helper, guard });
   const engine = new Engine(store, drivers, ctx, { stop: (rec) => containers.stop(rec), teardown: (rec) => containers.teardown(rec) });
   containers.attach(engine);
   engine.events.open(cfg.run_dir); // the event sequence goes on where the last run left it
@@ -117,6 +120,10 @@ export async function startAgent(cfg: Config, log: Logger, spec: LoadedSpec): Pr
     }
   }
   for (const a of addresses) log.info({ address: a }, 'listening');
+  // Containers may not reach the TCP listeners (the unix socket is outside every container root).
+  const tcp = servers.map((s) => s.address()).filter((a): a is AddressInfo => typeof a === 'object' && a !== null);
+  if (cfg.guard_containers) await guard.setListeners(tcp.map((a) => ({ address: a.address, port: a.port })));
+  else if (tcp.length) log.warn('guard_containers is off: processes in containers can connect to the agent\'s TCP listeners');
 
   return {
     addresses,
@@ -135,6 +142,7 @@ export async function startAgent(cfg: Config, log: Logger, spec: LoadedSpec): Pr
       await engine.update(() => {}); // after what is in flight, and saved
       engine.events.close();
       containers.close();
+      await guard.close();
       if (cfg.scheme.includes('unix')) await unlink(cfg.socket_path).catch(() => {});
       await rm(lockFile, { force: true });
     },

@@ -32,6 +32,8 @@ export interface Config {
   bind_roots: string[];
   /** Config-file only: allow a recursive bind of `/` (it exposes every mount of the host, the agent's socket too). */
   allow_root_rbind: boolean;
+  /** Config-file only: refuse connections from containers to the agent's TCP listeners (nftables; default true). */
+  guard_containers: boolean;
 }
 
 export const USAGE = `Usage: imageapi-server [options]
@@ -110,6 +112,7 @@ const OPTIONS: Record<keyof Config, Option> = {
   loopback_roots: { kind: 'paths', default: ['/'] },
   bind_roots: { kind: 'paths', default: ['/'] },
   allow_root_rbind: { kind: 'boolean', default: false },
+  guard_containers: { kind: 'boolean', default: true },
 };
 
 const flagOf = (key: string) => key.replace(/_/g, '-');

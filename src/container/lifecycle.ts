@@ -10,6 +10,7 @@ import type { ContainerSpec, RequestedState } from '../model/types.js';
 import type { ContainerRec, MountRec } from '../store/records.js';
 import { refOf } from '../store/records.js';
 import { createCgroups, freezeCgroups, killCgroups, removeCgroups } from '../sys/cgroups.js';
+import type { NetGuard } from '../sys/netguard.js';
 import { isSameProcess } from '../sys/procs.js';
 import { nowIso, sleep } from '../util/time.js';
 import { checkImageRoot, checkInit } from './image.js';
@@ -22,6 +23,8 @@ const POLL_MS = 250;
 
 export interface ContainerOptions {
   helper: string;
+  /** Keeps containers from connecting to the agent's listeners (checked before each start). */
+  guard?: NetGuard;
 }
 
 export class ContainerManager {
@@ -175,6 +178,7 @@ export class ContainerManager {
     Object.assign(rec, { stop_requested: false, exit_code: null, error: undefined, finished_at: null });
     let started;
     try {
+      await this.opts.guard?.protect(); // before the container's first process exists
       started = await this.engine.events.timed('container_start', 'container', () => launch(this.opts.helper, helperArgs(rec, root, dir), rec.id));
     } catch (err) {
       this.engine.events.failure('container_start', err);

@@ -2836,6 +2836,7 @@ export interface operations {
                     "text/event-stream": string;
                 };
             };
+            400: components["responses"]["BadRequest"];
             default: components["responses"]["Error"];
         };
     };
@@ -2866,7 +2867,83 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": 1,
+                     *       "name": "web",
+                     *       "refs": 1,
+                     *       "mount": {
+                     *         "id": 3,
+                     *         "kind": "overlay",
+                     *         "mountpoint": "/var/run/imageapi/mounts/mount_3",
+                     *         "refs": 1,
+                     *         "overlay": {
+                     *           "lower": [
+                     *             {
+                     *               "id": 2,
+                     *               "kind": "attach",
+                     *               "mountpoint": "/var/run/imageapi/mounts/mount_2",
+                     *               "refs": 1,
+                     *               "attach": {
+                     *                 "fs_type": "squashfs",
+                     *                 "mount_options": [
+                     *                   "ro"
+                     *                 ],
+                     *                 "attach": {
+                     *                   "id": 1,
+                     *                   "kind": "loopback",
+                     *                   "device_file": "/dev/loop1",
+                     *                   "refs": 1,
+                     *                   "loopback": {
+                     *                     "path": "/var/lib/imageapi/images/image.sqsh",
+                     *                     "readonly": true
+                     *                   }
+                     *                 }
+                     *               }
+                     *             }
+                     *           ],
+                     *           "upperdir": "/var/run/imageapi/overlay/mount_3/upper",
+                     *           "workdir": "/var/run/imageapi/overlay/mount_3/work"
+                     *         }
+                     *       },
+                     *       "command": "/bin/sh -c \"trap 'exit 0' TERM; echo serving; sleep infinity & wait\"",
+                     *       "systemd": false,
+                     *       "state": "exited",
+                     *       "namespaces": [
+                     *         "mnt",
+                     *         "pid",
+                     *         "uts",
+                     *         "ipc"
+                     *       ],
+                     *       "hostname": "web",
+                     *       "env": [],
+                     *       "stop_timeout": 10,
+                     *       "logfile": "/var/run/imageapi/logs/1-1796191437.log",
+                     *       "pid": null,
+                     *       "exit_code": 0,
+                     *       "created_at": "2026-12-02T06:03:57.615Z",
+                     *       "started_at": "2026-12-02T06:03:57.667Z",
+                     *       "finished_at": "2026-12-02T06:03:57.744Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["container"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            /** @description still not in that state after `timeout` seconds */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": 504,
+                     *       "message": "container 1 is still running after 30 s (waited for exited)"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["error"];
                 };
             };
             default: components["responses"]["Error"];
@@ -2891,6 +2968,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            400: components["responses"]["BadRequest"];
         };
     };
     healthz: {
@@ -2912,6 +2990,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            400: components["responses"]["BadRequest"];
         };
     };
     get_version: {
@@ -2932,6 +3011,7 @@ export interface operations {
                     "application/json": components["schemas"]["version"];
                 };
             };
+            400: components["responses"]["BadRequest"];
         };
     };
     get_info: {
@@ -2952,6 +3032,7 @@ export interface operations {
                     "application/json": components["schemas"]["info"];
                 };
             };
+            400: components["responses"]["BadRequest"];
         };
     };
     get_metrics: {
@@ -2977,6 +3058,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            400: components["responses"]["BadRequest"];
         };
     };
 }

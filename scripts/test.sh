@@ -8,6 +8,9 @@ bash scripts/setup.sh --tests
 # The layer rule (imports point down: README, Layout). A violation fails the run.
 lint_failed=0
 npm run --silent lint || lint_failed=1
+# The spec against Redocly's recommended rules (.redocly.lint.yaml). A problem fails the run.
+spec_lint_failed=0
+npm run --silent lint:spec || spec_lint_failed=1
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(dist/test/)
 out=$(mktemp)
@@ -28,6 +31,7 @@ if [ $# -eq 0 ]; then
 fi
 bash scripts/check-leaks.sh || { status=1; fail=$((fail + 1)); }
 [ "$lint_failed" -eq 0 ] || { echo "test.sh: the layer rule is broken (npm run lint, above)"; fail=$((fail + 1)); }
+[ "$spec_lint_failed" -eq 0 ] || { echo "test.sh: swagger.yaml fails redocly lint (npm run lint:spec, above)"; fail=$((fail + 1)); }
 [ "$fail" -eq 0 ] || status=1
 echo "tests: $pass passed, $fail failed, $skip skipped"
 exit $status

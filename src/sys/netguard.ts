@@ -91,9 +91,10 @@ export class NetGuard {
     if (!this.enabled || !dir) return;
     // Containers that outlived a restart are already in the group: guard them with the new ports.
     const st = await stat(dir, { bigint: true }).catch(() => null);
+    if (!st) return this.close(); // no container: a table left by an agent killed earlier goes
     // A guard that cannot be installed must not keep the agent from starting: the next start of
     // a container tries again and fails, naming why.
-    if (st) await this.install(st.ino).catch((err) => this.log.error({ err }, 'network guard not installed: containers running now can reach the agent'));
+    await this.install(st.ino).catch((err) => this.log.error({ err }, 'network guard not installed: containers running now can reach the agent'));
   }
 
   /**

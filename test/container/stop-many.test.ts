@@ -49,7 +49,7 @@ describe(`stopping ${N} containers that ignore SIGTERM`, () => {
     assert.deepEqual(pids.filter(alive), [], 'no container process is left');
   }
 
-  it(`${N} parallel DELETEs take about one stop_timeout, not ${N}`, async (t) => {
+  it(`${N} parallel DELETEs take about one stop_timeout, not ${N}`, { timeout: 120_000 }, async (t) => {
     const mountId = await overlay();
     const list = await startMany(mountId);
     const started = Date.now();
@@ -64,7 +64,7 @@ describe(`stopping ${N} containers that ignore SIGTERM`, () => {
     assert.deepEqual(mountsUnder(ctx.runDir), []);
   });
 
-  it(`a forced delete of the overlay shared by ${N} running containers stops them in parallel`, async (t) => {
+  it(`a forced delete of the overlay shared by ${N} running containers stops them in parallel`, { timeout: 120_000 }, async (t) => {
     const mountId = await overlay();
     const list = await startMany(mountId);
     const started = Date.now();

@@ -1,6 +1,7 @@
 /* The command line of imageapi-init: options into a struct ia_config.
  * Relative paths are made absolute here, the supervisor changes to "/". */
 #include "args.h"
+#include "userns.h"
 #include "utils.h"
 
 #include <errno.h>
@@ -15,8 +16,10 @@
 const char ia_usage_text[] =
   "usage: imageapi-init --root DIR --log FILE [--ready-fd N] [--pidfile FILE] [--status FILE]\n"
   "                     [--ns LIST] [--hostname NAME] [--systemd] [--cgroup DIR]... [--env K=V]...\n"
-  "                     [--workdir DIR] -- COMMAND [ARG...]\n"
-  "  --ns LIST: comma-separated subset of mnt,pid,uts,ipc,net,cgroup,time (default mnt,pid,uts,ipc)\n";
+  "                     [--workdir DIR] [--user UID:GID] [--caps LIST] [--no-new-privs]\n"
+  "                     [--seccomp default|systemd|unconfined] [--mask-paths]\n"
+  "                     [--uid-map C:H:N]... [--gid-map C:H:N]... -- COMMAND [ARG...]\n"
+  "  --ns LIST: comma-separated subset of mnt,pid,uts,ipc,net,cgroup,time,user (default mnt,pid,uts,ipc)\n";
 
 static char *
 absolute_path (const char *path)
@@ -43,7 +46,7 @@ parse_ns (struct ia_config *cfg, const char *list, struct ia_error **err)
   if (copy == NULL)
     return ia_error_make (err, ENOMEM, "--ns");
   cfg->clone_flags = 0;
-  cfg->ns_cgroup = cfg->ns_time = cfg->ns_net = false;
+  cfg->ns_cgroup = cfg->ns_time = cfg->ns_net = cfg->userns = false;
   for (name = strtok_r (copy, ",", &save); name != NULL; name = strtok_r (NULL, ",", &save))
     {
       if (strcmp (name, "mnt") == 0)
@@ -64,9 +67,12 @@ parse_ns (struct ia_config *cfg, const char *list, struct ia_error **err)
       else if (strcmp (name, "time") == 0)
         cfg->ns_time = true;
       else if (strcmp (name, "user") == 0)
-        return ia_error_make (err, 0, "--ns: user namespaces are not supported");
+        {
+          cfg->clone_flags |= CLONE_NEWUSER;
+          cfg->userns = true;
+        }
       else
-        return ia_error_make (err, 0, "--ns: unknown namespace \"%s\" (known: mnt,pid,uts,ipc,net,cgroup,time)",
+        return ia_error_make (err, 0, "--ns: unknown namespace \"%s\" (known: mnt,pid,uts,ipc,net,cgroup,time,user)",
                               name);
     }
   if (!mnt)
@@ -98,6 +104,7 @@ enum option_id
 {
   OPT_ROOT, OPT_LOG, OPT_READY_FD, OPT_PIDFILE, OPT_STATUS, OPT_NS, OPT_HOSTNAME,
   OPT_SYSTEMD, OPT_CGROUP, OPT_ENV, OPT_WORKDIR,
+  OPT_USER, OPT_CAPS, OPT_NO_NEW_PRIVS, OPT_SECCOMP, OPT_MASK_PATHS, OPT_UID_MAP, OPT_GID_MAP,
 };
 
 static const struct
@@ -112,6 +119,10 @@ static const struct
   { "--hostname", OPT_HOSTNAME, true }, { "--systemd", OPT_SYSTEMD, false },
   { "--cgroup", OPT_CGROUP, true },   { "--env", OPT_ENV, true },
   { "--workdir", OPT_WORKDIR, true },
+  { "--user", OPT_USER, true },       { "--caps", OPT_CAPS, true },
+  { "--no-new-privs", OPT_NO_NEW_PRIVS, false }, { "--seccomp", OPT_SECCOMP, true },
+  { "--mask-paths", OPT_MASK_PATHS, false }, { "--uid-map", OPT_UID_MAP, true },
+  { "--gid-map", OPT_GID_MAP, true },
 };
 
 /* *DST = VAL made absolute (a repeated option replaces the earlier value). */
@@ -176,6 +187,32 @@ set_option (struct ia_config *cfg, enum option_id id, const char *name, const ch
     case OPT_WORKDIR:
       cfg->workdir = val;
       return 0;
+    case OPT_USER:
+      {
+        unsigned long uid, gid;
+        char extra;
+        if (sscanf (val, "%lu:%lu%c", &uid, &gid, &extra) != 2 || uid > 0xfffffffeul || gid > 0xfffffffeul)
+          return ia_error_make (err, 0, "--user: \"%s\" is not UID:GID", val);
+        cfg->privs.set_user = true;
+        cfg->privs.uid = (unsigned int) uid;
+        cfg->privs.gid = (unsigned int) gid;
+        return 0;
+      }
+    case OPT_CAPS:
+      cfg->privs.set_caps = true;
+      return ia_caps_parse (val, &cfg->privs.caps, err);
+    case OPT_NO_NEW_PRIVS:
+      cfg->privs.no_new_privs = true;
+      return 0;
+    case OPT_SECCOMP:
+      return ia_seccomp_parse (val, &cfg->seccomp, err);
+    case OPT_MASK_PATHS:
+      cfg->mask_paths = true;
+      return 0;
+    case OPT_UID_MAP:
+      return ia_userns_add_map (&cfg->uid_map, name, val, err);
+    case OPT_GID_MAP:
+      return ia_userns_add_map (&cfg->gid_map, name, val, err);
     }
   return ia_error_make (err, 0, "%s: not handled", name);
 }
@@ -235,6 +272,8 @@ ia_parse_args (int argc, char **argv, struct ia_config *cfg, struct ia_error **e
     cfg->ns_cgroup = true;
   if (cfg->hostname != NULL && !(cfg->clone_flags & CLONE_NEWUTS))
     return ia_error_make (err, 0, "--hostname needs the uts namespace (--ns ...,uts)");
+  if (cfg->userns != (cfg->uid_map != NULL) || cfg->userns != (cfg->gid_map != NULL))
+    return ia_error_make (err, 0, "the user namespace (--ns ...,user) needs --uid-map and --gid-map, and they need it");
   if (cfg->root == NULL)
     return ia_error_make (err, 0, "--root is required");
   if (cfg->log == NULL)
@@ -262,5 +301,7 @@ ia_config_free (struct ia_config *cfg)
   free (cfg->status);
   free_list (cfg->cgroups);
   free_list (cfg->env);
+  free (cfg->uid_map);
+  free (cfg->gid_map);
   *cfg = (struct ia_config) { .ready_fd = -1, .workdir = "/" };
 }

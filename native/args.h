@@ -5,7 +5,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "caps.h"
 #include "error.h"
+#include "seccomp.h"
 
 struct ia_config
 {
@@ -25,6 +27,13 @@ struct ia_config
   char **env;            /* --env K=V..., NULL terminated */
   size_t n_env;
   const char *workdir;   /* --workdir (points into argv), default "/" */
+  /* Confinement (caps.c, seccomp.c, masks.c, userns.c); all off by default. */
+  struct ia_privs privs; /* --caps, --user, --no-new-privs */
+  enum ia_seccomp_profile seccomp; /* --seccomp */
+  bool mask_paths;       /* --mask-paths */
+  bool userns;           /* "user" in --ns */
+  char *uid_map;         /* --uid-map C:H:N..., as uid_map lines, or NULL */
+  char *gid_map;         /* --gid-map C:H:N... */
   char **argv;           /* command after "--" (points into argv), NULL terminated */
 };
 

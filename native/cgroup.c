@@ -73,7 +73,7 @@ ia_cgroups_left_to_supervisor (const struct ia_cgroups *cg)
   size_t n = 0;
 
   for (size_t i = 0; i < cg->n; i++)
-    if (cg->is_v2[i] && (long) i != cg->born_in)
+    if ((cg->is_v2[i] || cg->v1_by_supervisor) && (long) i != cg->born_in)
       n++;
   return n;
 }
@@ -108,11 +108,15 @@ ia_cgroups_join_v2 (const struct ia_cgroups *cg, pid_t pid, struct ia_error **er
   char buf[32];
 
   snprintf (buf, sizeof buf, "%d\n", (int) pid);
-  return join_cgroups (cg, true, "cgroup.procs", buf, err);
+  if (join_cgroups (cg, true, "cgroup.procs", buf, err) < 0)
+    return -1;
+  return cg->v1_by_supervisor ? join_cgroups (cg, false, "cgroup.procs", buf, err) : 0;
 }
 
 int
 ia_cgroups_join_v1_self (const struct ia_cgroups *cg, struct ia_error **err)
 {
+  if (cg->v1_by_supervisor)
+    return 0;
   return join_cgroups (cg, false, "tasks", "0\n", err);
 }

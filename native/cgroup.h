@@ -16,6 +16,9 @@ struct ia_cgroups
   bool *is_v2;        /* per DIR: a cgroup2 directory */
   long born_in;       /* index of the DIR the container process was created
                          in (clone3 CLONE_INTO_CGROUP), -1 if none */
+  bool v1_by_supervisor; /* the supervisor joins the v1 DIRs too (through
+                            cgroup.procs): in a user namespace the container
+                            process may not write to them */
 };
 
 /* Fill *CG for DIRS: a directory that cannot be checked counts as v1
@@ -32,7 +35,8 @@ int ia_cgroups_open_first_v2 (const struct ia_cgroups *cg, long *index);
  * ones it was not created in) before releasing it. */
 size_t ia_cgroups_left_to_supervisor (const struct ia_cgroups *cg);
 
-/* Supervisor: write PID to DIR/cgroup.procs of those DIRs. */
+/* Supervisor: write PID to DIR/cgroup.procs of those DIRs (and of the v1
+ * DIRs with v1_by_supervisor). */
 int ia_cgroups_join_v2 (const struct ia_cgroups *cg, pid_t pid, struct ia_error **err);
 
 /* Container process: join every other DIR itself by writing "0" to

@@ -4,7 +4,10 @@
  * supervisor on the exec pipe; the supervisor logs and reports it. */
 #include "container.h"
 #include "log.h"
+#include "masks.h"
 #include "mounts.h"
+#include "seccomp.h"
+#include "userns.h"
 #include "utils.h"
 
 #include <errno.h>
@@ -83,7 +86,7 @@ set_environment (const struct ia_config *cfg, struct ia_error **err)
 /* All steps up to the exec.  Returns only on failure, with *code set to
  * the exit code to use. */
 static int
-setup_container (const struct ia_config *cfg, const struct ia_cgroups *cg, int exec_fd, int *code,
+setup_container (const struct ia_config *cfg, const struct ia_cgroups *cg, int exec_fd, int treefd, int *code,
                  struct ia_error **err)
 {
   const char reached = IA_EXEC_REACHED;
@@ -102,13 +105,21 @@ setup_container (const struct ia_config *cfg, const struct ia_cgroups *cg, int e
   umask (0);
   if (ia_make_mounts_private (err) < 0)
     return -1;
-  if (ia_prepare_root (cfg->root, &rootfd, err) < 0)
+  if (treefd >= 0 ? ia_userns_prepare_root (cfg->root, treefd, &rootfd, err) < 0
+                   : ia_prepare_root (cfg->root, &rootfd, err) < 0)
+    return -1;
+  /* Only now: with the host's uid 0 we could still reach the root through
+   * the agent's run-dir (mode 0700); what follows is below the root, in
+   * filesystems of our namespace, where files must get our ids. */
+  if (cfg->userns && ia_userns_become_root (err) < 0)
     return -1;
   if (ia_mount_filesystems (rootfd, cfg, err) < 0)
     return -1;
   if (ia_make_devices (rootfd, err) < 0)
     return -1;
   if (ia_make_dev_links (rootfd, err) < 0)
+    return -1;
+  if (cfg->mask_paths && ia_mask_paths (rootfd, err) < 0)
     return -1;
   if (ia_pivot_root (rootfd, err) < 0)
     return -1;
@@ -119,6 +130,12 @@ setup_container (const struct ia_config *cfg, const struct ia_cgroups *cg, int e
   if (cfg->ns_net && bring_up_loopback (err) < 0)
     return -1;
   if (set_environment (cfg, err) < 0)
+    return -1;
+  /* The filter first, while we still have CAP_SYS_ADMIN (it needs that
+   * or no_new_privs); it allows everything that follows. */
+  if (ia_seccomp_install (cfg->seccomp, err) < 0)
+    return -1;
+  if (ia_privs_apply (&cfg->privs, err) < 0)
     return -1;
   if (chdir (cfg->workdir) < 0)
     return ia_error_make (err, errno, "changing to the working directory %s", cfg->workdir);
@@ -143,16 +160,22 @@ ia_container_main (const struct ia_config *cfg, const struct ia_cgroups *cg, int
   int code = IA_CODE_SETUP_FAILED, ret;
   ssize_t n;
   char go = 0;
+  int treefd = -1;
 
   ret = reset_signals (&err);
   if (ret == 0 && prctl (PR_SET_NAME, "imageapi-init", 0, 0, 0) < 0)
     ret = ia_error_make (&err, errno, "naming the container process");
 
+  /* In a user namespace: the supervisor writes our id maps, then sends
+   * the id-mapped root (EOF instead: it failed and reports why). */
+  if (cfg->userns && ia_userns_receive_root (sync_fd, &treefd, ret == 0 ? &err : NULL) < 0)
+    _exit (IA_CODE_SETUP_FAILED);
+
   /* Wait until the supervisor has put us into our cgroup2 group(s)
    * (nothing to wait for when we were created in our only one), also
    * after a failure above: the supervisor would otherwise report its
    * write to cgroup.procs failing rather than our error. */
-  if (ia_cgroups_left_to_supervisor (cg) > 0)
+  if (ia_cgroups_left_to_supervisor (cg) > 0 || cfg->userns)
     {
       do
         n = read (sync_fd, &go, 1);
@@ -163,7 +186,7 @@ ia_container_main (const struct ia_config *cfg, const struct ia_cgroups *cg, int
   close (sync_fd);
 
   if (ret == 0)
-    setup_container (cfg, cg, exec_fd, &code, &err);
+    setup_container (cfg, cg, exec_fd, treefd, &code, &err);
 
   /* The supervisor logs the error and reports it. */
   text[0] = IA_EXEC_FAILED;

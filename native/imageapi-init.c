@@ -28,6 +28,7 @@
 #include "cgroup.h"
 #include "container.h"
 #include "log.h"
+#include "userns.h"
 #include "utils.h"
 
 #include <errno.h>
@@ -39,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -232,7 +234,10 @@ become_supervisor (struct ia_error **err)
   /* A new time namespace applies to our children only. */
   if (cfg.ns_time && unshare (CLONE_NEWTIME) < 0)
     return ia_error_make (err, errno, "creating the time namespace");
-  return ia_cgroups_classify (&cgroups, cfg.cgroups, cfg.n_cgroups, err);
+  if (ia_cgroups_classify (&cgroups, cfg.cgroups, cfg.n_cgroups, err) < 0)
+    return -1;
+  cgroups.v1_by_supervisor = cfg.userns;
+  return 0;
 }
 
 /* Create the container process: fork-like (no new stack), the child
@@ -278,7 +283,9 @@ spawn_container (int *sync_fd, int *exec_fd, struct ia_error **err)
   int p[2];
   pid_t pid;
 
-  if (pipe2 (p, O_CLOEXEC) < 0)
+  /* With a user namespace the sync channel also carries the id-mapped
+   * root (SCM_RIGHTS): a socket pair. */
+  if (cfg.userns ? socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0 : pipe2 (p, O_CLOEXEC) < 0)
     return ia_error_make (err, errno, "creating pipes");
   sync_r = p[0];
   sync_w = p[1];
@@ -375,14 +382,16 @@ supervise (pid_t pid, int sync_fd, int exec_fd)
   char start_error[4096] = "";
   int wstatus = 0, exit_code, sig;
 
-  /* Into the (other) cgroups before the container does anything; closing
-   * the pipe without "g" makes the child exit. */
-  if (ia_cgroups_join_v2 (&cgroups, pid, &err) < 0)
+  /* The user namespace's id maps and root, then into the (other)
+   * cgroups before the container does anything; closing the pipe
+   * without "g" makes the child exit. */
+  if ((cfg.userns && ia_userns_setup (pid, cfg.uid_map, cfg.gid_map, cfg.root, sync_fd, &err) < 0)
+      || ia_cgroups_join_v2 (&cgroups, pid, &err) < 0)
     {
       ia_error_text (err, start_error, sizeof start_error);
       ia_error_free (&err);
     }
-  else if (ia_cgroups_left_to_supervisor (&cgroups) > 0)
+  else if (ia_cgroups_left_to_supervisor (&cgroups) > 0 || cfg.userns)
     (void) ia_write_all (sync_fd, "g", 1);
   close (sync_fd);
 

@@ -162,11 +162,43 @@ main (void)
   check_error ("--ns without mnt", "--ns: the mnt namespace is required", ret, err);
   ia_config_free (&cfg);
   ret = parse (&cfg, &err, "--root", "/r", "--log", "/l", "--ns", "mnt,user", "--", "x", NULL);
-  check_error ("--ns user rejected", "--ns: user namespaces are not supported", ret, err);
+  check_error ("--ns user needs the maps",
+               "the user namespace (--ns ...,user) needs --uid-map and --gid-map, and they need it", ret, err);
+  ia_config_free (&cfg);
+  ret = parse (&cfg, &err, "--root", "/r", "--log", "/l", "--uid-map", "0:100000:65536", "--", "x", NULL);
+  check_error ("--uid-map needs the user ns",
+               "the user namespace (--ns ...,user) needs --uid-map and --gid-map, and they need it", ret, err);
+  ia_config_free (&cfg);
+  ret = parse (&cfg, &err, "--root", "/r", "--log", "/l", "--ns", "mnt,user", "--uid-map", "0:100000:65536",
+               "--uid-map", "65536:1000:1", "--gid-map", "0:100000:65536", "--", "x", NULL);
+  check_str ("--uid-map lines", "0 100000 65536\n65536 1000 1\n", ret == 0 ? cfg.uid_map : NULL);
+  check ("--ns user sets CLONE_NEWUSER", ret == 0 && cfg.userns && (cfg.clone_flags & CLONE_NEWUSER), "ret %d", ret);
+  ia_config_free (&cfg);
+  ret = parse (&cfg, &err, "--root", "/r", "--log", "/l", "--ns", "mnt,user", "--uid-map", "0:100000",
+               "--gid-map", "0:100000:65536", "--", "x", NULL);
+  check_error ("--uid-map malformed", "--uid-map: \"0:100000\" is not CONTAINER_ID:HOST_ID:COUNT", ret, err);
+  ia_config_free (&cfg);
+  ret = parse (&cfg, &err, "--root", "/r", "--log", "/l", "--caps", "CAP_CHOWN,kill,sys_admin", "--user", "1000:100",
+               "--no-new-privs", "--seccomp", "default", "--mask-paths", "--", "x", NULL);
+  check ("--caps, --user, --no-new-privs, --seccomp, --mask-paths",
+         ret == 0 && cfg.privs.set_caps && cfg.privs.caps == ((1ull << 0) | (1ull << 5) | (1ull << 21))
+           && cfg.privs.set_user && cfg.privs.uid == 1000 && cfg.privs.gid == 100 && cfg.privs.no_new_privs
+           && cfg.seccomp == IA_SECCOMP_DEFAULT && cfg.mask_paths,
+         "ret %d caps %llx", ret, (unsigned long long) cfg.privs.caps);
+  ia_config_free (&cfg);
+  ret = parse (&cfg, &err, "--root", "/r", "--log", "/l", "--caps", "chown,bogus", "--", "x", NULL);
+  check_error ("--caps unknown", "--caps: unknown capability \"bogus\"", ret, err);
+  ia_config_free (&cfg);
+  ret = parse (&cfg, &err, "--root", "/r", "--log", "/l", "--seccomp", "strict", "--", "x", NULL);
+  check_error ("--seccomp unknown",
+               "--seccomp: unknown profile \"strict\" (known: default, systemd, unconfined)", ret, err);
+  ia_config_free (&cfg);
+  ret = parse (&cfg, &err, "--root", "/r", "--log", "/l", "--user", "0", "--", "x", NULL);
+  check_error ("--user malformed", "--user: \"0\" is not UID:GID", ret, err);
   ia_config_free (&cfg);
   ret = parse (&cfg, &err, "--root", "/r", "--log", "/l", "--ns", "mnt,bogus", "--", "x", NULL);
   check_error ("--ns unknown name",
-               "--ns: unknown namespace \"bogus\" (known: mnt,pid,uts,ipc,net,cgroup,time)", ret, err);
+               "--ns: unknown namespace \"bogus\" (known: mnt,pid,uts,ipc,net,cgroup,time,user)", ret, err);
   ia_config_free (&cfg);
   ret = parse (&cfg, &err, "--root", "/r", "--log", "/l", "--ns", "mnt", "--hostname", "x", "--", "x", NULL);
   check_error ("--hostname needs uts", "--hostname needs the uts namespace (--ns ...,uts)", ret, err);

@@ -234,11 +234,11 @@ for args in "--ns pid,uts" "--ns mnt,user" "--ns mnt,bogus" "--ns mnt --hostname
   check_eq "'$args' exits 2" 2 "$rc"
 done
 check_grep "missing mnt is explained" 'init: --ns: the mnt namespace is required$' "$work/usage/log"
-check_grep "user ns is rejected" 'user namespaces are not supported' "$work/usage/log"
+check_grep "user ns without maps is rejected" 'user namespace .* needs --uid-map and --gid-map' "$work/usage/log"
 check_grep "usage error on stderr too" 'needs a value' "$work/usage/err"
 "$helper" --log "$work/usage/log" -- /bin/true 2>/dev/null; check_eq "missing --root exits 2" 2 "$?"
 "$helper" --root "$work/bbroot" --log "$work/usage/log" --ready-fd 3 --ns mnt,user -- /bin/true 3>"$work/usage/ready" 2>/dev/null
-check_eq "usage error on the ready fd" "error --ns: user namespaces are not supported" "$(cat "$work/usage/ready")"
+check_eq "usage error on the ready fd" "error the user namespace (--ns ...,user) needs --uid-map and --gid-map, and they need it" "$(cat "$work/usage/ready")"
 
 # --------------------------------------------------- 4: systemd, cgroups, time ns, overlay root
 echo "# --systemd on an overlay root, cgroups v1+v2, time namespace"

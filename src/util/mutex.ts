@@ -1,21 +1,31 @@
 // FIFO async locks. Mutex: the core's one lock over the store's bookkeeping; re-entrant within
-// one async call chain, so a teardown the core calls back into may use it too. KeyedMutex: one
-// queue per key (one shared rbd-fuse instance, say).
+// the call chain that holds it, so a teardown the core calls back into may take it too. KeyedMutex:
+// one queue per key (one shared rbd-fuse instance, say).
 import { AsyncLocalStorage } from 'node:async_hooks';
+
+/** One holding of a Mutex. Callbacks created while it was held inherit it, so it says when it ended. */
+interface Holding {
+  held: boolean;
+}
 
 export class Mutex {
   private tail: Promise<void> = Promise.resolve();
-  private readonly holder = new AsyncLocalStorage<Mutex>();
+  private readonly holding = new AsyncLocalStorage<Holding>();
 
   async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.holder.getStore() === this) return fn();
+    const h = this.holding.getStore();
+    // Re-enter only from the chain that holds the lock now; a timer or `.then` registered under it
+    // that fires after the release queues like everyone else.
+    if (h?.held) return fn();
     const prev = this.tail;
     let release!: () => void;
     this.tail = new Promise<void>((r) => (release = r));
     await prev;
+    const mine: Holding = { held: true };
     try {
-      return await this.holder.run(this, fn);
+      return await this.holding.run(mine, fn);
     } finally {
+      mine.held = false;
       release();
     }
   }

@@ -141,7 +141,7 @@ describe('core: delete', () => {
 
   it(
     'with force, of a child its parent defined, tears the child down once',
-    { todo: 'removeLocked tears down the users first; the parent\'s release already deletes the child, then removeLocked tears it down a second time' },
+    {},
     async () => {
       await h.createMount(fs('f', disk('a')));
       await h.remove('attach', 0, true);
@@ -151,7 +151,7 @@ describe('core: delete', () => {
 
   it(
     'with force, of a mount a container defined, unmounts it once',
-    { todo: 'the same double teardown: the container\'s release deletes the mount, then the mount is unmounted (and its mountpoint removed) again' },
+    {},
     async () => {
       await h.createContainer(tmp('t'));
       await h.remove('mount', 0, true);

@@ -34,7 +34,7 @@ describe('util: the core\'s Mutex', () => {
 
   it(
     'work started inside a section but run after it (a timer, a .then) waits for the lock like anyone',
-    { todo: 'Mutex re-entrancy is keyed on AsyncLocalStorage, which every timer and promise reaction created inside run() inherits: such work later enters whatever section holds the lock' },
+    {},
     async () => {
       const m = new Mutex();
       const order: string[] = [];
@@ -65,9 +65,7 @@ describe('core: the lock and work spawned inside a transaction', () => {
 
   it(
     'an engine.update() from a watcher started inside a transaction waits for the transaction in flight',
-    {
-      todo: 'the container layer starts its exit watcher (started.exited.then(onEnd)) and poller inside the lock; their engine.update() later bypasses the lock and runs in the middle of another request',
-    },
+    {},
     async () => {
       let watcherRan!: Promise<void>;
       let sawPending: boolean | undefined;

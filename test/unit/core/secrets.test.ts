@@ -48,7 +48,7 @@ describe('core: secret fields', () => {
 
   it(
     'a mount kind\'s key never reaches the state file',
-    { todo: 'Store.snapshot() applies withoutSecrets to attach records only; mount specs are written as they are' },
+    {},
     async () => {
       await h.createMount(tmp('t', { password: KEY }));
       assert.ok(!(await h.savedText()).includes(KEY), 'the key is in state.json');

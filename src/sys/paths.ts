@@ -3,6 +3,7 @@
 import { realpath, statfs } from 'node:fs/promises';
 import { isAbsolute, join, normalize, sep } from 'node:path';
 import { invalid, fromFsError } from '../model/errors.js';
+import { mountsUnder } from './mountinfo.js';
 
 /**
  * Resolve `path` (relative to `base`, a leading `/` meaning the base itself) to a real path that
@@ -104,6 +105,14 @@ export async function checkBindSource(real: string, given: string, recursive: bo
     throw invalid('bind.path: a recursive bind of "/" carries every mount of the host (other agents\' too) and is refused; set allow_root_rbind: true in the config file to allow it');
   }
   if (real === '/' && recursive) return; // explicitly allowed: the operator accepts what it exposes
+  if (recursive) {
+    // A recursive bind carries every mount below its source: no kernel interface may come along.
+    const pseudo = new Set(Object.values(PSEUDO_FS).concat(['devtmpfs', 'fusectl', 'hugetlbfs', 'autofs']));
+    const carried = (await mountsUnder(real)).find((m) => m.target !== real && pseudo.has(m.fstype));
+    if (carried) {
+      throw invalid(`bind.path: a recursive bind of "${given}" would carry the ${carried.fstype} mount at ${carried.target} (a kernel interface) into it; bind it without "recursive"`);
+    }
+  }
   for (const h of policy.hidden ?? []) {
     const hReal = await realpath(h).catch(() => h);
     if (isInside(real, hReal)) {

@@ -55,9 +55,10 @@ describe('paths that should not be images (default roots)', () => {
     }
   });
 
-  it('a pseudo filesystem mounted elsewhere is refused by its type, not its path', async () => {
-    const dir = join(ctx.runDir, 'proc-elsewhere');
-    mkdirSync(dir);
+  it('a pseudo filesystem mounted elsewhere is refused by its type, not its path; a recursive bind may not carry it', async () => {
+    const tree = join(ctx.runDir, 'tree');
+    const dir = join(tree, 'proc-elsewhere');
+    mkdirSync(dir, { recursive: true });
     const { execFileSync } = await import('node:child_process');
     execFileSync('mount', ['-t', 'proc', 'proc', dir]);
     try {
@@ -67,6 +68,14 @@ describe('paths that should not be images (default roots)', () => {
       const b = await ctx.agent.post('/mount', bind(dir));
       assert.equal(b.status, 400, b.text);
       assert.match(b.body.message, /on a proc filesystem/);
+      const rb = await ctx.agent.post('/mount', bind(tree, { recursive: true }));
+      assert.equal(rb.status, 400, rb.text);
+      assert.match(rb.body.message, /recursive bind of .* would carry the proc mount at .*proc-elsewhere/);
+      assert.deepEqual(mountsUnder(join(ctx.runDir, 'mounts')), []);
+      // A plain bind of the same tree carries no submount: allowed.
+      const plain = await ctx.agent.post('/mount', bind(tree));
+      assert.equal(plain.status, 201, plain.text);
+      assert.equal((await ctx.agent.del(`/mount?id=${plain.body.id}`)).status, 200);
     } finally {
       execFileSync('umount', [dir]);
     }

@@ -7,6 +7,7 @@ import { withoutSecrets } from '../model/secrets.js';
 import type { AttachSpec, ContainerSpec, MountOverlayV1, MountRbdV1, MountSpec, RbdV1 } from '../model/types.js';
 import type { AttachRec, ContainerRec, MountRec } from '../store/records.js';
 import type { Store } from '../store/store.js';
+import { ALL_CAPS } from '../container/spec.js';
 
 type Id = { id: number };
 
@@ -66,6 +67,7 @@ export class Views {
       hostname: rec.hostname,
       env: rec.env,
       stop_timeout: rec.stop_timeout,
+      ...this.confinement(rec),
       logfile: rec.logfile,
       pid: rec.pid,
       exit_code: rec.exit_code,
@@ -73,6 +75,27 @@ export class Views {
       started_at: rec.started_at,
       finished_at: rec.finished_at,
       ...(rec.error ? { error: rec.error } : {}),
+    };
+  }
+
+  /** Confinement and limits as the container runs with them (a record from before they existed: privileged). */
+  private confinement(rec: ContainerRec) {
+    const c = rec.confine;
+    const l = rec.limits ?? {};
+    return {
+      privileged: c ? c.privileged : true,
+      capabilities: c ? c.caps : [...ALL_CAPS],
+      ...(c?.cap_add ? { cap_add: c.cap_add } : {}),
+      ...(c?.cap_drop ? { cap_drop: c.cap_drop } : {}),
+      no_new_privs: c ? c.no_new_privs : false,
+      seccomp: c ? c.seccomp : ('unconfined' as const),
+      ...(c?.user ? { user: `${c.user.uid}:${c.user.gid}` } : {}),
+      ...(c && c.working_dir !== '/' ? { working_dir: c.working_dir } : {}),
+      ...(c?.uid_map ? { uid_map: c.uid_map, gid_map: c.gid_map } : {}),
+      ...(l.memory ? { memory: l.memory } : {}),
+      ...(l.pids ? { pids: l.pids } : {}),
+      ...(l.cpu ? { cpu: l.cpu } : {}),
+      ...(l.io ? { io: l.io } : {}),
     };
   }
 

@@ -5,17 +5,17 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Engine } from '../core/engine.js';
-import { notFound, invalid, toAgentError, wrongState } from '../model/errors.js';
+import { notFound, invalid, toAgentError, unsupported, wrongState } from '../model/errors.js';
 import type { ContainerSpec, RequestedState } from '../model/types.js';
 import type { ContainerRec, MountRec } from '../store/records.js';
 import { refOf } from '../store/records.js';
-import { createCgroups, freezeCgroups, killCgroups, removeCgroups } from '../sys/cgroups.js';
+import { checkLimits, createCgroups, freezeCgroups, killCgroups, oomKills, removeCgroups } from '../sys/cgroups.js';
 import type { NetGuard } from '../sys/netguard.js';
 import { isSameProcess } from '../sys/procs.js';
 import { nowIso, sleep } from '../util/time.js';
 import { checkImageRoot, checkInit } from './image.js';
 import { logLine } from './log.js';
-import { planContainer } from './spec.js';
+import { planContainer, poolMap, USERNS_POOL_SLOTS } from './spec.js';
 import { isLive } from './states.js';
 import { helperArgs, launch, readStatus, SIGRTMIN_3 } from './supervisor.js';
 
@@ -68,6 +68,7 @@ export class ContainerManager {
 
   async create(spec: ContainerSpec): Promise<ContainerRec> {
     const plan = planContainer(spec);
+    await checkLimits(plan.limits);
     return this.engine.transaction(async (tx) => {
       if (spec.name) this.store.assertNameFree(spec.name);
       const me = { type: 'container' as const, id: -1 }; // its id is given after the mount's (depth-first)
@@ -100,6 +101,8 @@ export class ContainerManager {
         started_at: null,
         finished_at: null,
         cgroups: [],
+        confine: plan.autoUserns ? this.withPoolRange(plan.confine) : plan.confine,
+        limits: plan.limits,
       };
       this.engine.track(rec, tx);
       await mkdir(join(this.runDir, 'logs'), { recursive: true, mode: 0o750 });
@@ -111,6 +114,15 @@ export class ContainerManager {
       }
       return rec;
     });
+  }
+
+  /** An automatic user-namespace range: the lowest pool slot no other container holds. */
+  private withPoolRange(confine: NonNullable<ContainerRec['confine']>): NonNullable<ContainerRec['confine']> {
+    const taken = new Set(this.store.list('container').map((c) => c.confine?.userns_slot));
+    let slot = 0;
+    while (taken.has(slot)) slot++;
+    if (slot >= USERNS_POOL_SLOTS) throw unsupported(`namespaces: "user": the pool of ${USERNS_POOL_SLOTS} automatic id ranges is used up`);
+    return { ...confine, uid_map: poolMap(slot), gid_map: poolMap(slot), userns_slot: slot };
   }
 
   // ------------------------------------------------------------------ state changes
@@ -174,7 +186,7 @@ export class ContainerManager {
     const dir = this.dir(rec.id);
     if (rec.started_at) await rm(dir, { recursive: true, force: true }); // a restart: drop the last run's status
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    rec.cgroups = await createCgroups(this.runDir, rec.id);
+    rec.cgroups = await createCgroups(this.runDir, rec.id, rec.limits);
     Object.assign(rec, { stop_requested: false, exit_code: null, error: undefined, finished_at: null });
     let started;
     try {
@@ -263,9 +275,12 @@ export class ContainerManager {
     if (!rec || !isLive(rec.state)) return this.wake(id);
     const status = await readStatus(this.dir(id));
     if (!status && rec.shim_pid && (await isSameProcess(rec.shim_pid, null))) return; // not yet
+    let oom = 0;
     try {
       await this.change(rec, async () => {
         if (!isLive(rec.state)) return; // recorded meanwhile (a delete, say)
+        // Read before the cgroups go: did the OOM killer end it?
+        if (rec.limits?.memory) oom = await oomKills(rec.cgroups);
         rec.exit_code = status ? status.exit_code : null;
         rec.finished_at = nowIso();
         rec.pid = null;
@@ -277,10 +292,15 @@ export class ContainerManager {
           rec.error = 'the exit status is unknown: the supervisor recorded none (see the container log)';
         } else rec.state = status.exit_code === 0 ? 'exited' : 'dead';
         if (status?.start_error) rec.error = status.start_error;
+        if (oom > 0 && !rec.stop_requested && status && status.exit_code !== 0) {
+          rec.state = 'dead';
+          rec.error = `out of memory: the OOM killer killed ${oom} process${oom === 1 ? '' : 'es'} of the container (memory.max ${rec.limits!.memory!.max} bytes); exit code ${status.exit_code}`;
+        }
         if (rec.state === 'dead' && !rec.error) rec.error = `exited with code ${status?.exit_code}`;
         // Whatever the container left behind (daemons without a PID namespace, say) goes with it.
         await this.cleanupRun(rec).catch((err) => this.log.error({ err, container: id }, 'cgroup cleanup failed'));
       });
+      if (oom > 0) await logLine(rec.logfile, id, `out of memory: the OOM killer killed ${oom} process${oom === 1 ? '' : 'es'} of the container`).catch(() => {});
       await logLine(rec.logfile, id, `container ${rec.state}${rec.exit_code !== null ? ` (exit code ${rec.exit_code})` : ''}`).catch(() => {});
     } finally {
       this.wake(id); // waiters go on even when the state could not be saved (it is in memory)

@@ -41,7 +41,28 @@ export function helperArgs(rec: ContainerRec, root: string, dir: string): string
     ...(rec.systemd ? ['--systemd'] : []),
     ...rec.cgroups.flatMap((c) => ['--cgroup', c]),
     ...rec.env.flatMap((e) => ['--env', e]),
+    ...confinementArgs(rec),
     '--', ...rec.argv,
+  ];
+}
+
+const idMapArgs = (opt: string, map: { container_id: number; host_id: number; size: number }[] = []) =>
+  map.flatMap((m) => [opt, `${m.container_id}:${m.host_id}:${m.size}`]);
+
+/** Capabilities, no_new_privs, seccomp, masked paths, user, id maps (nothing for a record from before them). */
+function confinementArgs(rec: ContainerRec): string[] {
+  const c = rec.confine;
+  if (!c) return [];
+  return [
+    ...(c.working_dir !== '/' ? ['--workdir', c.working_dir] : []),
+    ...(c.user ? ['--user', `${c.user.uid}:${c.user.gid}`] : []),
+    ...(c.privileged ? [] : ['--caps', c.caps.length ? c.caps.join(',').toLowerCase() : 'none']),
+    ...(c.no_new_privs ? ['--no-new-privs'] : []),
+    // systemd sets up mount namespaces for its services: its profile allows mount and unshare.
+    ...(c.seccomp === 'default' ? ['--seccomp', rec.systemd ? 'systemd' : 'default'] : []),
+    ...(c.mask_paths ? ['--mask-paths'] : []),
+    ...idMapArgs('--uid-map', c.uid_map),
+    ...idMapArgs('--gid-map', c.gid_map),
   ];
 }
 
@@ -61,7 +82,9 @@ export async function launch(helper: string, args: string[], id: number): Promis
   if (!line.startsWith('ok ')) {
     const why = line.replace(/^error /, '');
     await launched.exited;
-    throw new AgentError(/^executing /.test(why) ? 'INVALID' : 'INTERNAL', `container ${id}: ${why}`);
+    // A root filesystem the kernel cannot id-map (user namespace) is this kernel's limit, not a fault.
+    const kind = /^executing /.test(why) ? 'INVALID' : /^id-mapping the root filesystem: this kernel cannot/.test(why) ? 'UNSUPPORTED' : 'INTERNAL';
+    throw new AgentError(kind, `container ${id}: ${why}`);
   }
   const pid = Number(line.slice(3));
   return { pid, pid_start: await processStartTime(pid), shim_pid: launched.child.pid ?? null, exited: launched.exited };

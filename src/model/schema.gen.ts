@@ -844,10 +844,25 @@ export interface components {
             rbd?: components["schemas"]["mount_rbd"];
         };
         /**
-         * @description A Linux namespace. `mnt` is required; `user` is not supported (501).
+         * @description A Linux namespace. `mnt` is required. `user` maps the container's ids to an unprivileged
+         *     host range (`uid_map`/`gid_map`, or a range of 65536 ids per container from the agent's
+         *     pool) and id-maps the root filesystem (and adds `pid` and `ipc`, whose /proc and
+         *     /dev/mqueue it must own); a root filesystem the kernel cannot id-map (e.g. overlayfs)
+         *     answers 501 when the container starts.
          * @enum {string}
          */
         container_namespace: "cgroup" | "ipc" | "net" | "mnt" | "pid" | "time" | "user" | "uts";
+        /** @description A Linux capability name (`NET_ADMIN` or `CAP_NET_ADMIN`), or `ALL`. */
+        container_capability: string;
+        /** @description `size` ids from `container_id` in the container are `host_id`… on the host. */
+        container_id_map: {
+            /** Format: int64 */
+            container_id: number;
+            /** Format: int64 */
+            host_id: number;
+            /** Format: int64 */
+            size: number;
+        };
         /**
          * @description `created` → `running` → `stopping` → `exited`; `paused` (frozen) from `running`;
          *     `dead` when it failed to start or died on its own with a failure.
@@ -998,8 +1013,91 @@ export interface components {
             name?: components["schemas"]["object_name"];
             refs?: components["schemas"]["object_refs"];
             mount: components["schemas"]["mount"];
-            /** @description The command, split into words like a shell does (quotes honoured), run without a shell. */
-            command: string;
+            /**
+             * @description The command: a string, split into words like a shell does (quotes honoured), or an
+             *     argv array; run without a shell either way.
+             */
+            command: string | string[];
+            /** @description Working directory of the command inside the container (default `/`). */
+            working_dir?: string;
+            /**
+             * @description `UID` or `UID:GID` the command runs as (numeric, in the container's user namespace if
+             *     it has one; default `0:0`; GID 0 when not given). A non-root user keeps no capabilities
+             *     after the exec.
+             */
+            user?: string;
+            /**
+             * @description Run with every capability, no seccomp filter, no masked paths and without
+             *     `no_new_privs` (the behaviour before confinement existed). `cap_add`, `cap_drop` and
+             *     `seccomp` cannot be combined with it.
+             * @default false
+             */
+            privileged: boolean;
+            /**
+             * @description Capabilities added to the default set (`CHOWN`, `DAC_OVERRIDE`, `FSETID`, `FOWNER`,
+             *     `MKNOD`, `NET_RAW`, `SETGID`, `SETUID`, `SETFCAP`, `SETPCAP`, `NET_BIND_SERVICE`,
+             *     `SYS_CHROOT`, `KILL`, `AUDIT_WRITE`; systemd containers get more, see the README),
+             *     names with or without `CAP_`, or `ALL`.
+             */
+            cap_add?: components["schemas"]["container_capability"][];
+            /** @description Capabilities removed from the default set (after `cap_add`), or `ALL`. */
+            cap_drop?: components["schemas"]["container_capability"][];
+            /** @description The capability set the command gets (bounding, permitted, effective, inheritable). */
+            readonly capabilities?: string[];
+            /**
+             * @description Set `no_new_privs` (setuid binaries and file capabilities grant nothing).
+             * @default true
+             */
+            no_new_privs: boolean;
+            /**
+             * @description `default`: a seccomp filter denying (EPERM) kexec, module loading, reboot, swap, the
+             *     keyring, bpf, perf, userfaultfd, io_uring, clock changes, and (but for systemd
+             *     containers) mount, unshare, setns and namespace-creating clone; `unconfined`: none.
+             * @default default
+             * @enum {string}
+             */
+            seccomp: "default" | "unconfined";
+            /** @description With the `user` namespace, the uid map (default one range of 65536 from the agent's pool). */
+            uid_map?: components["schemas"]["container_id_map"][];
+            /** @description With the `user` namespace, the gid map (default the same as `uid_map`). */
+            gid_map?: components["schemas"]["container_id_map"][];
+            /**
+             * @description Memory limit of the container's cgroup (cgroup v2 `memory.max`/`memory.swap.max`, or
+             *     the v1 memory controller). A container killed by the OOM killer ends `dead` with an
+             *     out-of-memory `error`. 501 when the host has no memory controller.
+             */
+            memory?: {
+                /**
+                 * Format: int64
+                 * @description Bytes of memory.
+                 */
+                max?: number;
+                /**
+                 * Format: int64
+                 * @description Bytes of swap on top of `max` (default 0).
+                 */
+                swap?: number;
+            };
+            /** @description Process limit (`pids.max`). 501 when the host has no pids controller. */
+            pids?: {
+                /** Format: int64 */
+                max?: number;
+            };
+            /**
+             * @description CPU share (`weight`, 1–10000, default 100) and/or hard limit (`quota` microseconds of
+             *     CPU per `period`, default 100000). 501 when the host has no cpu controller.
+             */
+            cpu?: {
+                weight?: number;
+                /** Format: int64 */
+                quota?: number;
+                /** Format: int64 */
+                period?: number;
+            };
+            /** @description I/O weight (`io.weight`/`blkio.weight`, 1–10000). 501 when the host cannot weigh I/O. */
+            io?: {
+                weight?: number;
+            };
             /**
              * @description The command is systemd: also mount `/run`, `/tmp`, a writable cgroup2 at
              *     `/sys/fs/cgroup` (adds the `cgroup` namespace), `/var/lib/journal`, set `container=`,

@@ -2,6 +2,7 @@
 // for, with every nested child replaced by a reference `{id}`; `holds` lists those children.
 import type { Attached, Mounted, ObjType, Ref } from '../model/objects.js';
 import { nounOf } from '../model/objects.js';
+import type { Confinement, Limits } from '../model/confine.js';
 import type { AttachKind, ContainerState, MountKind, Namespace } from '../model/types.js';
 
 export type { ObjType, Ref };
@@ -35,7 +36,8 @@ export interface MountRec extends BaseRec {
 export interface ContainerRec extends BaseRec {
   type: 'container';
   name?: string;
-  command: string;
+  /** As given: a string (split like a shell does) or an argv array. */
+  command: string | string[];
   argv: string[];
   systemd: boolean;
   namespaces: Namespace[];
@@ -57,6 +59,11 @@ export interface ContainerRec extends BaseRec {
   started_at: string | null;
   finished_at: string | null;
   cgroups: string[];
+  /** Capabilities, seccomp, masked paths, user, user namespace; absent in records made before
+   * confinement existed (they keep running unconfined, as they were started). */
+  confine?: Confinement;
+  /** Resource limits of the container's cgroups. */
+  limits?: Limits;
 }
 
 export type AnyRec = AttachRec | MountRec | ContainerRec;

@@ -4,6 +4,8 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Limits } from '../model/confine.js';
+import { unsupported } from '../model/errors.js';
 import { sleep } from '../util/time.js';
 import { exists } from './fs.js';
 
@@ -35,12 +37,142 @@ export function groupName(runDir: string): string {
   return `imageapi-${createHash('sha256').update(runDir).digest('hex').slice(0, 8)}`;
 }
 
-export async function createCgroups(runDir: string, id: number): Promise<string[]> {
+// ------------------------------------------------------------------ resource limits
+
+type Controller = 'memory' | 'pids' | 'cpu' | 'io';
+/** The v1 hierarchy of each controller (`io` is v1's `blkio`). */
+const V1_NAME: Record<Controller, string> = { memory: 'memory', pids: 'pids', cpu: 'cpu', io: 'blkio' };
+
+/** Where a controller can be used: on the v2 hierarchy (enabled there), a v1 hierarchy, or nowhere. */
+export async function controllerHome(c: Controller): Promise<{ v2: string } | { v1: string } | null> {
   const l = await cgroupLayout();
-  const roots = l.v2 ? [l.v2] : l.v1;
+  if (l.v2) {
+    const have = (await readFile(join(l.v2, 'cgroup.controllers'), 'utf8').catch(() => '')).split(/\s+/);
+    if (have.includes(c)) return { v2: l.v2 };
+  }
+  const v1 = join(ROOT, V1_NAME[c]);
+  if (l.mode !== 'v2' && (await exists(join(v1, 'cgroup.procs')))) return { v1 };
+  return null;
+}
+
+/** The v1 blkio file that weighs I/O (CFQ's blkio.weight or BFQ's blkio.bfq.weight), if any. */
+async function v1IoWeightFile(root: string): Promise<string | null> {
+  for (const f of ['blkio.weight', 'blkio.bfq.weight']) if (await exists(join(root, f))) return f;
+  return null;
+}
+
+/** Refuse (UNSUPPORTED, naming the controller) a limit this host cannot enforce. */
+export async function checkLimits(limits: Limits): Promise<void> {
+  for (const c of ['memory', 'pids', 'cpu', 'io'] as const) {
+    if (!limits[c]) continue;
+    const home = await controllerHome(c);
+    const l = await cgroupLayout();
+    if (!home) {
+      throw unsupported(`${c}: the ${c} cgroup controller is not available on this host (cgroup2${l.v2 ? ` at ${l.v2} does not offer it` : ' is not mounted'}, and there is no v1 ${V1_NAME[c]} hierarchy)`);
+    }
+    if (c === 'io' && 'v1' in home && !(await v1IoWeightFile(home.v1))) {
+      throw unsupported('io: the blkio controller here cannot weigh I/O (no blkio.weight or blkio.bfq.weight: no CFQ or BFQ scheduler)');
+    }
+  }
+}
+
+// v1 ↔ v2 conversions as crun does them.
+const weightToShares = (w: number) => 2 + Math.floor(((w - 1) * 262142) / 9999);
+const weightToBlkio = (w: number) => 10 + Math.floor(((w - 1) * 990) / 9999);
+
+async function writeLimit(dir: string, file: string, value: string): Promise<void> {
+  try {
+    await writeFile(join(dir, file), value);
+  } catch (err) {
+    throw new Error(`cannot set ${join(dir, file)} to ${value}: ${(err as Error).message}`);
+  }
+}
+
+async function applyV2(dir: string, c: Controller, limits: Limits): Promise<void> {
+  if (c === 'memory' && limits.memory) {
+    await writeLimit(dir, 'memory.max', String(limits.memory.max));
+    if (await exists(join(dir, 'memory.swap.max'))) await writeLimit(dir, 'memory.swap.max', String(limits.memory.swap));
+  } else if (c === 'pids' && limits.pids) await writeLimit(dir, 'pids.max', String(limits.pids.max));
+  else if (c === 'cpu' && limits.cpu) {
+    if (limits.cpu.weight !== undefined) await writeLimit(dir, 'cpu.weight', String(limits.cpu.weight));
+    if (limits.cpu.quota !== undefined) await writeLimit(dir, 'cpu.max', `${limits.cpu.quota} ${limits.cpu.period ?? 100_000}`);
+  } else if (c === 'io' && limits.io) {
+    if (await exists(join(dir, 'io.weight'))) await writeLimit(dir, 'io.weight', `default ${limits.io.weight}`);
+    else await writeLimit(dir, 'io.bfq.weight', String(Math.min(1000, limits.io.weight)));
+  }
+}
+
+async function applyV1(dir: string, c: Controller, limits: Limits): Promise<void> {
+  if (c === 'memory' && limits.memory) {
+    await writeLimit(dir, 'memory.limit_in_bytes', String(limits.memory.max));
+    // memory+swap, when the kernel accounts swap (it must be at least the memory limit).
+    if (await exists(join(dir, 'memory.memsw.limit_in_bytes'))) {
+      await writeLimit(dir, 'memory.memsw.limit_in_bytes', String(limits.memory.max + limits.memory.swap));
+    }
+  } else if (c === 'pids' && limits.pids) await writeLimit(dir, 'pids.max', String(limits.pids.max));
+  else if (c === 'cpu' && limits.cpu) {
+    if (limits.cpu.weight !== undefined) await writeLimit(dir, 'cpu.shares', String(weightToShares(limits.cpu.weight)));
+    if (limits.cpu.quota !== undefined) {
+      await writeLimit(dir, 'cpu.cfs_period_us', String(limits.cpu.period ?? 100_000));
+      await writeLimit(dir, 'cpu.cfs_quota_us', String(limits.cpu.quota));
+    }
+  } else if (c === 'io' && limits.io) {
+    const f = await v1IoWeightFile(dir);
+    if (f) await writeLimit(dir, f, String(f === 'blkio.weight' ? weightToBlkio(limits.io.weight) : Math.min(1000, limits.io.weight)));
+  }
+}
+
+/**
+ * The container's cgroups: the one the agent always makes (v2, or v1 freezer and pids), plus, for
+ * each limit, the controller's v1 hierarchy when the controller lives there; limits of controllers
+ * enabled on v2 go in the v2 group (the agent's parent group enables them for its children).
+ * `limits` were checked by checkLimits. The first v2 directory comes first (the helper is cloned
+ * into it).
+ */
+export async function createCgroups(runDir: string, id: number, limits: Limits = {}): Promise<string[]> {
+  const l = await cgroupLayout();
+  const roots = l.v2 ? [l.v2] : [...l.v1];
+  const v2Controllers: Controller[] = [];
+  const v1For = new Map<string, Controller[]>();
+  for (const c of ['memory', 'pids', 'cpu', 'io'] as const) {
+    if (!limits[c]) continue;
+    const home = await controllerHome(c);
+    if (!home) throw unsupported(`${c}: the ${c} cgroup controller is not available on this host`);
+    if ('v2' in home) v2Controllers.push(c);
+    else {
+      if (!roots.includes(home.v1)) roots.push(home.v1);
+      v1For.set(home.v1, [...(v1For.get(home.v1) ?? []), c]);
+    }
+  }
   const dirs = roots.map((r) => join(r, groupName(runDir), String(id)));
   for (const d of dirs) await mkdir(d, { recursive: true });
+  if (v2Controllers.length && l.v2) {
+    // Enabled from the root down to the agent's group, so that the container's group has them.
+    const want = v2Controllers.map((c) => `+${c}`).join(' ');
+    for (const d of [l.v2, join(l.v2, groupName(runDir))]) {
+      const on = (await readFile(join(d, 'cgroup.subtree_control'), 'utf8').catch(() => '')).split(/\s+/);
+      if (v2Controllers.every((c) => on.includes(c))) continue;
+      await writeFile(join(d, 'cgroup.subtree_control'), want).catch((err) => {
+        throw unsupported(`${v2Controllers.join(', ')}: cannot enable the cgroup controllers in ${d}: ${(err as Error).message}`);
+      });
+    }
+    for (const c of v2Controllers) await applyV2(join(l.v2, groupName(runDir), String(id)), c, limits);
+  }
+  for (const [root, cs] of v1For) for (const c of cs) await applyV1(join(root, groupName(runDir), String(id)), c, limits);
   return dirs;
+}
+
+/** How many processes the kernel's OOM killer killed in these cgroups (v2 memory.events, v1 memory.oom_control). */
+export async function oomKills(dirs: string[]): Promise<number> {
+  let n = 0;
+  for (const d of dirs) {
+    for (const f of ['memory.events', 'memory.oom_control']) {
+      const text = await readFile(join(d, f), 'utf8').catch(() => '');
+      const m = /^oom_kill (\d+)$/m.exec(text);
+      if (m) n += Number(m[1]);
+    }
+  }
+  return n;
 }
 
 /** The cgroup and its descendants, deepest first (systemd in a container makes its own child groups). */
@@ -123,4 +255,19 @@ export async function removeCgroups(dirs: string[]): Promise<void> {
     }
     await rmdir(join(top, '..')).catch(() => {}); // the agent's group, once no container is left in it
   }
+}
+
+/** The container groups of one agent instance that exist, by container id: `id` → its directories. */
+export async function agentCgroups(runDir: string): Promise<Map<number, string[]>> {
+  const l = await cgroupLayout();
+  const out = new Map<number, string[]>();
+  for (const root of l.v2 ? [l.v2] : l.v1) {
+    const group = join(root, groupName(runDir));
+    for (const e of await readdir(group, { withFileTypes: true }).catch(() => [])) {
+      if (!e.isDirectory() || !/^\d+$/.test(e.name)) continue;
+      const id = Number(e.name);
+      out.set(id, [...(out.get(id) ?? []), join(group, e.name)]);
+    }
+  }
+  return out;
 }

@@ -36,7 +36,7 @@ export function processesWith(text: string, exact = false): string[] {
 /** Force-clean what a failed test may have left (best effort), so one failure does not cascade. */
 export function forceCleanup(runDir: string, ...filePrefixes: string[]): void {
   // Containers first, through their cgroups (their processes do not name the run-dir).
-  for (const root of ['/sys/fs/cgroup/unified', '/sys/fs/cgroup', '/sys/fs/cgroup/pids', '/sys/fs/cgroup/freezer']) {
+  for (const root of ['/sys/fs/cgroup/unified', '/sys/fs/cgroup', '/sys/fs/cgroup/pids', '/sys/fs/cgroup/freezer', '/sys/fs/cgroup/memory', '/sys/fs/cgroup/cpu', '/sys/fs/cgroup/blkio']) {
     const group = join(root, groupName(runDir));
     if (!existsSync(group)) continue;
     for (const c of readdirSync(group)) {

@@ -4,11 +4,12 @@
 // still reaches another TCP service on the host's loopback, and the host still reaches the agent.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { groupName } from '../../src/sys/cgroups.js';
+import { guardRuleset } from '../../src/sys/netguard.js';
 import { TestAgent } from '../helpers/agent.js';
 import { busyboxImage } from '../helpers/fixtures.js';
 import { forceCleanup, loopsOver, mountsUnder } from '../helpers/leaks.js';
@@ -154,5 +155,32 @@ describe('the guard\'s cost per container start (measured, not asserted)', () =>
       `netguard: start median ${avg(on)} ms with the guard, ${avg(off)} ms without (${N} starts x 2 rounds each); ` +
         `rule set installs (once per new parent group): ${on.map((x) => x.install).join(', ')} ms`,
     );
+  });
+});
+
+describe('the guard\'s rule set for every kind of listen address', () => {
+  it('wildcard, IPv4, IPv6 and v4-mapped listeners each get a rule nft accepts (checked, not applied)', async () => {
+    const group = `imageapi-rulecheck-${process.pid}`;
+    const dir = join('/sys/fs/cgroup/unified', group);
+    const v2 = existsSync('/sys/fs/cgroup/unified/cgroup.procs') ? dir : join('/sys/fs/cgroup', group);
+    mkdirSync(v2);
+    try {
+      const text = guardRuleset('imageapi_rulecheck', group, [
+        { address: '127.0.0.1', port: 8080 },
+        { address: '0.0.0.0', port: 8081 },
+        { address: '::', port: 8082 },
+        { address: '::1', port: 8083 },
+        { address: '::ffff:127.0.0.1', port: 8084 },
+      ]);
+      assert.match(text, /ip daddr 127\.0\.0\.1 tcp dport 8080 counter reject with tcp reset/);
+      assert.match(text, /fib daddr type local tcp dport 8081/);
+      assert.match(text, /meta nfproto ipv4 fib daddr type local tcp dport 8082/);
+      assert.match(text, /ip6 daddr ::1 tcp dport 8083/);
+      assert.match(text, /ip daddr 127\.0\.0\.1 tcp dport 8084/);
+      // nft -c: parse and check against the kernel without changing anything.
+      execFileSync('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec nft -c -f -'], { input: text });
+    } finally {
+      rmdirSync(v2);
+    }
   });
 });

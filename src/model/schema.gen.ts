@@ -1563,7 +1563,7 @@ export interface operations {
                      *           "id": 0,
                      *           "kind": "loopback",
                      *           "device_file": "/dev/loop0",
-                     *           "refs": 1,
+                     *           "refs": 2,
                      *           "loopback": {
                      *             "path": "/var/lib/imageapi/images/image.sqsh",
                      *             "readonly": true

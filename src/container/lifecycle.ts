@@ -130,11 +130,7 @@ export class ContainerManager {
   /** engine.update, then the state event (old → new) once it is saved. */
   private async change<T>(rec: ContainerRec, fn: () => Promise<T> | T): Promise<T> {
     const old = rec.state;
-    try {
-      return await this.engine.update(fn);
-    } finally {
-      this.engine.events.state(rec, old);
-    }
+    return this.engine.update(fn, () => this.engine.events.state(rec, old));
   }
 
   async setState(rec: ContainerRec, state: RequestedState): Promise<ContainerRec> {

@@ -92,12 +92,20 @@ export class Engine {
     });
   }
 
-  /** Change records under the lock, then save (a container's state, say). */
-  async update<T>(fn: () => Promise<T> | T): Promise<T> {
+  /**
+   * Change records under the lock, then save (a container's state, say). `saved` runs under the
+   * lock after the save (also when `fn` or the save failed: the change is in memory), so the
+   * events it publishes come in the order of the changes and after them.
+   */
+  async update<T>(fn: () => Promise<T> | T, saved?: () => void): Promise<T> {
     return this.lock.run(async () => {
-      const out = await fn();
-      await this.store.save();
-      return out;
+      try {
+        const out = await fn();
+        await this.store.save();
+        return out;
+      } finally {
+        saved?.();
+      }
     });
   }
 

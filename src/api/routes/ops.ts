@@ -197,8 +197,8 @@ function streamEvents(events: EventHub, req: Request, res: Response): void {
   };
   const unsubscribe = events.subscribe((e) => {
     if (pastUntil(e)) return finish();
-    if (!matches(e, f)) return;
-    send(e);
+    if (matches(e, f)) send(e);
+    if (until && 'seq' in until && e.seq >= until.seq) return finish();
     if (res.writableLength > MAX_BUFFERED) {
       req.log?.warn({ buffered: res.writableLength }, 'events follower too slow: cut off (it may resume with since=)');
       finish();

@@ -1,9 +1,9 @@
 // Checks of a container's image that can be made before anything starts: the root is a
 // directory, and the command exists in it and is executable. Symbolic links inside the image
 // are resolved relative to the image's root, never the host's.
-import { lstat, readlink, stat } from 'node:fs/promises';
+import { lstat, readlink, stat, statfs } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { invalid } from '../model/errors.js';
+import { invalid, unsupported } from '../model/errors.js';
 
 const PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 const MAX_LINKS = 40;
@@ -55,4 +55,20 @@ export async function checkInit(root: string, argv0: string): Promise<string> {
   throw invalid(
     argv0.includes('/') ? `command: ${argv0} does not exist in the image` : `command: "${argv0}" is not found in the image's PATH (${PATH.join(':')})`,
   );
+}
+
+/** Filesystems (statfs f_type) that refuse MOUNT_ATTR_IDMAP on the kernels this agent knows (6.x). */
+const NOT_IDMAPPABLE: Record<number, string> = { 0x794c7630: 'overlayfs', 0x73717368: 'squashfs' };
+
+/**
+ * A user namespace needs an id-mapped root: refuse, before anything starts, a root on a
+ * filesystem known to refuse one. Others are tried by the helper at start (which then fails
+ * with the kernel's answer, also a 501).
+ */
+export async function checkIdmappable(root: string): Promise<void> {
+  const type = Number((await statfs(root)).type);
+  const name = NOT_IDMAPPABLE[type];
+  if (name) {
+    throw unsupported(`namespaces: "user": this kernel cannot id-map ${name}, the container's root (${root}); use a bind mount of a directory on ext4, xfs, btrfs or tmpfs`);
+  }
 }

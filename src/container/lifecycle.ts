@@ -13,7 +13,7 @@ import { checkLimits, createCgroups, freezeCgroups, killCgroups, oomKills, remov
 import type { NetGuard } from '../sys/netguard.js';
 import { isSameProcess } from '../sys/procs.js';
 import { nowIso, sleep } from '../util/time.js';
-import { checkImageRoot, checkInit } from './image.js';
+import { checkIdmappable, checkImageRoot, checkInit } from './image.js';
 import { logLine } from './log.js';
 import { planContainer, poolMap, USERNS_POOL_SLOTS } from './spec.js';
 import { isLive } from './states.js';
@@ -75,6 +75,7 @@ export class ContainerManager {
       const mount = await this.engine.resolveMount(spec.mount, me, tx, 'container.mount');
       await checkImageRoot(mount.mounted.mountpoint);
       await checkInit(mount.mounted.mountpoint, plan.argv[0]!);
+      if (plan.namespaces.includes('user')) await checkIdmappable(mount.mounted.mountpoint);
       const id = (me.id = this.store.nextId('container'));
       const created = new Date();
       const rec: ContainerRec = {

@@ -80,7 +80,7 @@ describe('containers', () => {
       'init: mounting /dev/mqueue', 'init: mounting /dev/pts', 'init: mounting /sys', 'init: mounting /run', 'init: mounting /tmp',
       'init: mounting /sys/fs/cgroup', 'init: mounting /var/lib/journal', 'init: making device file /dev/null', 'init: making device file /dev/zero',
       'init: making device file /dev/full', 'init: making device file /dev/tty', 'init: making device file /dev/random',
-      'init: making device file /dev/urandom', 'init: creating the /dev links',
+      'init: making device file /dev/urandom', 'init: creating the /dev links', 'init: masking /proc and /sys paths',
     ];
     let at = 0;
     for (const w of want) {
@@ -202,7 +202,8 @@ describe('containers', () => {
       [{ command: 'no-such-tool --flag' }, 400, /not found in the image's PATH/],
       [{ command: '/etc/passwd' }, 400, /not executable/],
       [{ command: '/bin/sh', namespaces: ['pid', 'uts'] }, 400, /"mnt" is required/],
-      [{ command: '/bin/sh', namespaces: ['mnt', 'user'] }, 501, /"user" is not supported/],
+      // The overlay cannot be id-mapped for a user namespace (test/container/confine.test.ts has the working case).
+      [{ command: '/bin/sh', namespaces: ['mnt', 'user'] }, 501, /"user": this kernel cannot id-map overlayfs/],
       [{ command: '/bin/sh', state: 'paused' }, 400, /created.*running/],
     ];
     for (const [spec, status, msg] of cases) {

@@ -50,7 +50,7 @@ describe('npm pack + npm install -g gives a working imageapi-server', { timeout:
 
   it('npm pack builds and carries the JS, swagger.yaml and the native helper', () => {
     const out = sh('npm', ['pack', '--json', '--pack-destination', work], tree);
-    const info = JSON.parse(out.slice(out.indexOf('['))) as { filename: string; files: { path: string }[] }[];
+    const info = JSON.parse(out.slice(out.search(/^\[$/m))) as { filename: string; files: { path: string }[] }[];
     tarball = join(work, info[0]!.filename);
     assert.ok(existsSync(tarball), out);
     const paths = info[0]!.files.map((f) => f.path);

@@ -1148,7 +1148,7 @@ export interface components {
                 /**
                  * @example {
                  *       "code": 500,
-                 *       "message": "mount -t squashfs /dev/loop0 /var/run/imageapi/mounts/mount_0: exit status 32"
+                 *       "message": "attach: rbd device map printed no device: "
                  *     }
                  */
                 "application/json": components["schemas"]["error"];

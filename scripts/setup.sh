@@ -9,7 +9,8 @@ want=(squashfs-tools util-linux mount e2fsprogs nftables)
 if [ "${1:-}" = "--tests" ]; then
   # busybox: the test image; debootstrap: the systemd image; Ceph: a real cluster for the RBD tests;
   # openssl: certificates for the https tests; jq: the README walkthrough takes ids from answers with it.
-  want+=(busybox-static iproute2 procps psmisc debootstrap openssl jq ceph-mon ceph-osd ceph-common rbd-fuse)
+  # systemd (systemd-notify) and python3 (a unix datagram NOTIFY_SOCKET listener): the sd_notify test.
+  want+=(busybox-static iproute2 procps psmisc debootstrap openssl jq systemd python3 ceph-mon ceph-osd ceph-common rbd-fuse)
 fi
 missing=()
 for p in "${want[@]}"; do

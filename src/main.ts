@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import { startAgent } from './agent.js';
 import { agentVersion, loadConfig, USAGE } from './config.js';
 import { loadSpec } from './api/spec.js';
+import { sdNotify } from './sys/notify.js';
 
 async function main(): Promise<void> {
   let cfg;
@@ -32,7 +33,10 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping: finishing requests in flight, leaving attachments, mounts and containers in place');
-    agent.stop().then(
+    sdNotify('STOPPING=1')
+      .catch((err) => log.warn({ err }, 'cannot tell systemd that the agent stops'))
+      .then(() => agent.stop())
+      .then(
       () => {
         log.info('stopped');
         process.exit(0);
@@ -45,6 +49,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // Reconciled and listening: under systemd (Type=notify) the unit becomes active only now.
+  await sdNotify('READY=1', `STATUS=serving ${agent.addresses.join(' ')}`).catch((err) => log.warn({ err }, 'cannot tell systemd that the agent is ready'));
 }
 
 main().catch((err) => {

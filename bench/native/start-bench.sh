@@ -8,7 +8,8 @@
 #   the gap between starts matters: a cgroup migration is cheap only right
 #   after another one, see start-bench.c)
 # Several helpers (e.g. an old build copied aside) are measured in the same
-# run, in a rotating order.  Needs root, busybox-static, squashfs-tools and
+# run, in a rotating order; HELPER@confined adds the agent's default
+# confinement flags (capabilities, no_new_privs, seccomp, masked paths).  Needs root, busybox-static, squashfs-tools and
 # a cgroup2 hierarchy at /sys/fs/cgroup/unified (hybrid) or /sys/fs/cgroup.
 set -euo pipefail
 

@@ -452,5 +452,39 @@ else
   echo "skip strace checks of the directory fsync (no strace)"
 fi
 
+# --------------------------------------------------- confinement, user namespace
+echo "# --caps, --no-new-privs, --seccomp, --mask-paths, --user, --ns user"
+D=$work/confined; mkdir -p "$D"
+"$helper" --root "$work/bbroot" --log "$D/log" --status "$D/status" --caps chown,kill --no-new-privs \
+  --seccomp default --mask-paths -- /bin/sh -c 'grep -E "^(CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):" /proc/self/status;
+    echo "keys=$(wc -c < /proc/keys)"; unshare -m true 2>/dev/null; echo "unshare=$?"' </dev/null >/dev/null 2>&1
+check_eq "confined: exit status 0" 0 "$?"
+for want in 'CapEff:\s+0000000000000021$' 'CapBnd:\s+0000000000000021$' 'CapAmb:\s+0000000000000000$' 'NoNewPrivs:\s+1$' \
+  'Seccomp:\s+2$' '^keys=0$' '^unshare=1$' 'init: masking /proc and /sys paths$'; do
+  check_grep "confined: $want" "$want" "$D/log"
+done
+D=$work/sdprofile; mkdir -p "$D"
+"$helper" --root "$work/bbroot" --log "$D/log" --seccomp systemd -- /bin/sh -c 'unshare -m true; echo "unshare=$?"' \
+  </dev/null >/dev/null 2>&1
+check_grep "--seccomp systemd allows unshare" '^unshare=0$' "$D/log"
+D=$work/asuser; mkdir -p "$D"
+"$helper" --root "$work/bbroot" --log "$D/log" --user 1000:1001 --caps chown -- /bin/sh -c 'echo "ids=$(id -u):$(id -g):$(id -G)";
+    grep CapEff /proc/self/status' </dev/null >/dev/null 2>&1
+check_grep "--user: uid, gid and only that group" '^ids=1000:1001:1001$' "$D/log"
+check_grep "--user: no capabilities after the exec" 'CapEff:\s+0000000000000000$' "$D/log"
+D=$work/userns; mkdir -p "$D"
+"$helper" --root "$work/bbroot" --log "$D/log" --status "$D/status" --ns mnt,pid,ipc,user --uid-map 0:400000:65536 \
+  --gid-map 0:400000:65536 -- /bin/sh -c 'id; cat /proc/self/uid_map; echo x > /root/userns-made' </dev/null >/dev/null 2>&1
+check_eq "user ns: exit status 0" 0 "$?"
+check_grep "user ns: id-mapped root logged" 'init: preparing image \(id-mapped\)$' "$D/log"
+check_grep "user ns: root inside" '^uid=0\(root\) gid=0\(root\)' "$D/log"
+check_grep "user ns: the map" '^ +0 +400000 +65536$' "$D/log"
+check_eq "user ns: a file of its root is stored as uid 0 through the id-mapped mount" 0 "$(stat -c %u "$work/bbroot/root/userns-made" 2>&1)"
+D=$work/userns-ovl; mkdir -p "$D"
+"$helper" --root "$work/ov/root" --log "$D/log" --status "$D/status" --ns mnt,pid,ipc,user --uid-map 0:400000:65536 \
+  --gid-map 0:400000:65536 -- /bin/true </dev/null >/dev/null 2>&1
+check_eq "user ns on overlayfs: supervisor exit status 1" 1 "$?"
+check_grep "user ns on overlayfs: the kernel cannot id-map it" '^start_error=id-mapping the root filesystem: this kernel cannot id-map' "$D/status"
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -68,7 +68,7 @@ export async function startAgent(cfg: Config, log: Logger, spec: LoadedSpec): Pr
     },
   };
   const guard = new NetGuard(cfg.run_dir, log, cfg.guard_containers);
-  const containers = new ContainerManager({ helper: cfg.helper, guard });
+  const containers = new ContainerManager({ helper: cfg.helper, guard, userns_pool: cfg.userns_pool });
   const engine = new Engine(store, drivers, ctx, { stop: (rec) => containers.stop(rec), teardown: (rec) => containers.teardown(rec) });
   containers.attach(engine);
   engine.events.open(cfg.run_dir); // the event sequence goes on where the last run left it

@@ -34,6 +34,8 @@ export interface Config {
   allow_root_rbind: boolean;
   /** Config-file only: refuse connections from containers to the agent's TCP listeners (nftables; default true). */
   guard_containers: boolean;
+  /** Config-file only: host ids automatic user-namespace ranges (65536 each) come from, `START:COUNT`. */
+  userns_pool: { start: number; count: number };
 }
 
 export const USAGE = `Usage: imageapi-server [options]
@@ -81,7 +83,7 @@ export function logLevel(v: string | undefined): string {
   return l;
 }
 
-type Kind = 'string' | 'port' | 'schemes' | 'boolean' | 'log_level' | 'rbd_mode' | 'paths';
+type Kind = 'string' | 'port' | 'schemes' | 'boolean' | 'log_level' | 'rbd_mode' | 'paths' | 'id_range';
 
 interface Option {
   kind: Kind;
@@ -113,6 +115,8 @@ const OPTIONS: Record<keyof Config, Option> = {
   bind_roots: { kind: 'paths', default: ['/'] },
   allow_root_rbind: { kind: 'boolean', default: false },
   guard_containers: { kind: 'boolean', default: true },
+  // systemd-nspawn's range: 0x80000 up to 0x6FFFFFFF.
+  userns_pool: { kind: 'id_range', default: { start: 0x80000, count: 0x70000000 - 0x80000 } },
 };
 
 const flagOf = (key: string) => key.replace(/_/g, '-');
@@ -179,6 +183,14 @@ function convert(kind: Kind, v: unknown, where: string): unknown {
       const list = [v].flat();
       if (!list.length || list.some((p) => typeof p !== 'string' || !p.startsWith('/'))) throw new Error(`${where}: must be a list of absolute paths`);
       return list;
+    }
+    case 'id_range': {
+      const m = typeof v === 'string' ? /^(\d+):(\d+)$/.exec(v) : null;
+      const [start, count] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
+      if (!(start > 0) || !(count >= 65536) || start + count > 2 ** 32 - 1) {
+        throw new Error(`${where}: must be START:COUNT host ids, START > 0, COUNT >= 65536, ending below 2^32-1: ${JSON.stringify(v)}`);
+      }
+      return { start, count };
     }
     case 'rbd_mode':
       if (v !== 'auto' && v !== 'krbd' && v !== 'nbd' && v !== 'fuse') throw new Error(`${where}: ${JSON.stringify(v)} is not auto, krbd, nbd or fuse`);

@@ -15,7 +15,7 @@ import { isSameProcess } from '../sys/procs.js';
 import { nowIso, sleep } from '../util/time.js';
 import { checkIdmappable, checkImageRoot, checkInit } from './image.js';
 import { logLine } from './log.js';
-import { planContainer, poolMap, USERNS_POOL_SLOTS } from './spec.js';
+import { planContainer, poolMap, USERNS_POOL_SLOTS, USERNS_POOL_START, USERNS_RANGE } from './spec.js';
 import { isLive } from './states.js';
 import { helperArgs, launch, readStatus, SIGRTMIN_3 } from './supervisor.js';
 
@@ -23,6 +23,8 @@ const POLL_MS = 250;
 
 export interface ContainerOptions {
   helper: string;
+  /** Host ids automatic user-namespace ranges come from (default: spec.ts's pool). */
+  userns_pool?: { start: number; count: number };
   /** Keeps containers from connecting to the agent's listeners (checked before each start). */
   guard?: NetGuard;
 }
@@ -120,10 +122,12 @@ export class ContainerManager {
   /** An automatic user-namespace range: the lowest pool slot no other container holds. */
   private withPoolRange(confine: NonNullable<ContainerRec['confine']>): NonNullable<ContainerRec['confine']> {
     const taken = new Set(this.store.list('container').map((c) => c.confine?.userns_slot));
+    const pool = this.opts.userns_pool ?? { start: USERNS_POOL_START, count: USERNS_POOL_SLOTS * USERNS_RANGE };
+    const slots = Math.floor(pool.count / USERNS_RANGE);
     let slot = 0;
     while (taken.has(slot)) slot++;
-    if (slot >= USERNS_POOL_SLOTS) throw unsupported(`namespaces: "user": the pool of ${USERNS_POOL_SLOTS} automatic id ranges is used up`);
-    return { ...confine, uid_map: poolMap(slot), gid_map: poolMap(slot), userns_slot: slot };
+    if (slot >= slots) throw unsupported(`namespaces: "user": the pool of ${slots} automatic id ranges (userns_pool) is used up`);
+    return { ...confine, uid_map: poolMap(slot, pool.start), gid_map: poolMap(slot, pool.start), userns_slot: slot };
   }
 
   // ------------------------------------------------------------------ state changes

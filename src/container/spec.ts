@@ -39,8 +39,8 @@ export const SYSTEMD_CAPS = [
 ];
 
 /**
- * The pool automatic user-namespace ranges come from (systemd-nspawn's: 0x80000–0x6FFFFFFF):
- * slot N is host ids POOL_START + N*65536 … +65535.
+ * The default pool automatic user-namespace ranges come from (systemd-nspawn's: 0x80000–0x6FFFFFFF;
+ * the config key `userns_pool` changes it): slot N is host ids POOL_START + N*65536 … +65535.
  */
 export const USERNS_POOL_START = 0x80000;
 export const USERNS_RANGE = 65536;
@@ -143,9 +143,9 @@ function planLimits(spec: ContainerSpec): Limits {
   return limits;
 }
 
-/** The automatic id maps of user-namespace slot N. */
-export function poolMap(slot: number): IdMap[] {
-  return [{ container_id: 0, host_id: USERNS_POOL_START + slot * USERNS_RANGE, size: USERNS_RANGE }];
+/** The automatic id maps of user-namespace slot N of the pool starting at host id `start`. */
+export function poolMap(slot: number, start = USERNS_POOL_START): IdMap[] {
+  return [{ container_id: 0, host_id: start + slot * USERNS_RANGE, size: USERNS_RANGE }];
 }
 
 export function planContainer(spec: ContainerSpec): ContainerPlan {

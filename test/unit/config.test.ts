@@ -87,6 +87,14 @@ describe('configuration', () => {
     withFile('run_dir: [a, b]\n', (f) => assert.throws(() => loadConfig(['--config', f], {}), /run_dir: must be a non-empty string/));
     withFile('- port\n', (f) => assert.throws(() => loadConfig(['--config', f], {}), /must be a mapping/));
     withFile('port: [\n', (f) => assert.throws(() => loadConfig(['--config', f], {}), /c\.yaml/));
+    withFile('userns_pool: "0:65536"\n', (f) => assert.throws(() => loadConfig(['--config', f], {}), /userns_pool: must be START:COUNT/));
+    withFile('userns_pool: "100000:100"\n', (f) => assert.throws(() => loadConfig(['--config', f], {}), /userns_pool: must be START:COUNT/));
+  });
+
+  it('userns_pool: START:COUNT host ids for automatic user-namespace ranges, systemd-nspawn\'s by default', () => {
+    assert.deepEqual((loadConfig([], {}) as Config).userns_pool, { start: 0x80000, count: 0x70000000 - 0x80000 });
+    withFile('userns_pool: "1000000:655360"\n', (f) => assert.deepEqual((loadConfig(['--config', f], {}) as Config).userns_pool, { start: 1000000, count: 655360 }));
+    assert.throws(() => loadConfig(['--userns-pool', '1:65536'], {}), /userns-pool/);
   });
   it('an empty file, and null values, mean the defaults', () => {
     withFile('', (f) => assert.equal((loadConfig(['--config', f], {}) as Config).port, 8080));

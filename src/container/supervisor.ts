@@ -36,6 +36,9 @@ export function helperArgs(rec: ContainerRec, root: string, dir: string): string
     '--ready-fd', '3',
     '--pidfile', join(dir, 'pid'),
     '--status', statusFile(dir),
+    // The output through the helper's log writer: capped, rotated, optionally stamped.
+    ...(rec.log_max_size !== undefined ? ['--log-max-size', String(rec.log_max_size), '--log-max-files', String(rec.log_max_files ?? 1)] : []),
+    ...(rec.log_timestamps ? ['--log-stamps'] : []),
     '--ns', rec.namespaces.join(','),
     ...(rec.namespaces.includes('uts') ? ['--hostname', rec.hostname] : []),
     ...(rec.systemd ? ['--systemd'] : []),
@@ -83,7 +86,8 @@ export async function launch(helper: string, args: string[], id: number): Promis
     const why = line.replace(/^error /, '');
     await launched.exited;
     // A root filesystem the kernel cannot id-map (user namespace) is this kernel's limit, not a fault.
-    const kind = /^executing /.test(why) ? 'INVALID' : /^id-mapping the root filesystem: this kernel cannot/.test(why) ? 'UNSUPPORTED' : 'INTERNAL';
+    // A working directory missing in the image is the request's fault, like a missing command.
+    const kind = /^(executing |changing to the working directory )/.test(why) ? 'INVALID' : /^id-mapping the root filesystem: this kernel cannot/.test(why) ? 'UNSUPPORTED' : 'INTERNAL';
     throw new AgentError(kind, `container ${id}: ${why}`);
   }
   const pid = Number(line.slice(3));

@@ -326,6 +326,11 @@ describe('container confinement and limits', () => {
     assert.equal(c.user, '1000:1001');
     assert.equal(c.working_dir, '/tmp');
     assert.deepEqual(c.command, ['/bin/sh', '-c', 'echo "foo=[$FOO] pwd=$(pwd) id=$(id -u):$(id -g)"; grep CapEff /proc/self/status', 'ignored $0']);
+    // A working directory the image lacks is the request's fault (400), and nothing is left.
+    const r = await ctx.agent.post('/imageapi/v1/container', { state: 'running', mount: imageStack(ctx.image), command: '/bin/true', working_dir: '/no/such/dir' });
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.body.message, /changing to the working directory \/no\/such\/dir: No such file or directory/);
+    assert.equal((await ctx.agent.get('/imageapi/v1/container')).body.length, 0);
   });
 
   it('limits are in GET and in the cgroup, and survive an agent restart', async () => {

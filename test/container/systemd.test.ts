@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { ROOT, TestAgent } from '../helpers/agent.js';
 import { forceCleanup, loopsOver, mountsUnder, processesWith } from '../helpers/leaks.js';
+import { ALL_CAPS, SYSTEMD_CAPS } from '../../src/container/spec.js';
 import { groupName } from '../../src/sys/cgroups.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -138,6 +139,16 @@ describe('systemd as a container PID 1', () => {
       `\n--- container log:\n${(await a.get('/container/log?name=sd&tail=50')).text}`;
     assert.ok(state === 'running' || state === 'degraded', await why());
     t.diagnostic(`booted to "${state}" in ${Date.now() - bootStart} ms`);
+    // ... confined by default: systemd's capability set (README, "Confinement and limits"), its
+    // seccomp profile, no_new_privs.
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const hostBnd = BigInt('0x' + /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
+    let want = 0n;
+    for (const c of SYSTEMD_CAPS) want |= 1n << BigInt(ALL_CAPS.indexOf(c as (typeof ALL_CAPS)[number]));
+    assert.match(status, new RegExp(`^CapBnd:\\s+${(want & hostBnd).toString(16).padStart(16, '0')}$`, 'm'), status);
+    assert.match(status, /^Seccomp:\s+2$/m);
+    assert.match(status, /^NoNewPrivs:\s+1$/m);
+    assert.deepEqual(created.body.capabilities, ALL_CAPS.filter((c) => SYSTEMD_CAPS.includes(c)));
     if (state === 'degraded') t.diagnostic(`failed units:\n${inside(pid, 'systemctl', '--failed', '--no-pager')}`);
     const c = (await a.get('/container?name=sd')).body[0];
     assert.equal(c.state, 'running');

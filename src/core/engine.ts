@@ -1,19 +1,21 @@
 // The core: it owns the one lock, resolves references and nested definitions, calls the drivers
 // in the right order, and keeps the store's references true: depth-first creation with rollback,
 // top-down deletion, reconcile after a restart. Every change to the store goes through it.
-import { mkdir } from 'node:fs/promises';
+import { mkdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AttachDriver } from '../attach/driver.js';
-import { AgentError, inUse, invalid, toAgentError, unsupported } from '../model/errors.js';
+import { AgentError, inUse, invalid, isNoSpace, noSpace, toAgentError, unsupported } from '../model/errors.js';
 import type { Dep, DriverContext, Resolved } from '../model/objects.js';
 import type { AttachSpec, MountSpec } from '../model/types.js';
 import type { MountAlias, MountDriver } from '../mount/driver.js';
 import type { AnyRec, AttachRec, ContainerRec, MountRec, Owner, Ref } from '../store/records.js';
 import { describeRec, refOf, sameRef } from '../store/records.js';
-import type { Store } from '../store/store.js';
+import type { Intent, Store } from '../store/store.js';
+import { attachedLoops } from '../sys/loop.js';
 import { removeDir } from '../sys/mount.js';
 import { Mutex } from '../util/mutex.js';
 import { EventHub } from './events.js';
+import { cleanOrphans, raiseSeqFromRunDir, type Recovery } from './recover.js';
 import { Tx } from './tx.js';
 
 export interface Drivers {
@@ -68,13 +70,31 @@ export class Engine {
     return join(this.ctx.runDir, 'mounts');
   }
 
-  /** Run `fn` as one all-or-nothing change under the lock; answered only once it is saved. */
-  async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+  /** Mountpoints whose directory could not be removed yet (a copy of the mount is held elsewhere). */
+  private readonly staleDirs = new Set<string>();
+
+  /**
+   * Run `fn` as one all-or-nothing change under the lock; answered only once it is saved. Before
+   * anything touches the kernel, the request's intent is saved (the id sequence advanced past
+   * every id `spec` may take, the files it may put loop devices over): a crash at any point leaves
+   * a state file from which the next start removes whatever the request had made. The commit is
+   * the request's second and last write. A failed save at either end undoes the request.
+   */
+  async transaction<T>(fn: (tx: Tx) => Promise<T>, spec?: unknown): Promise<T> {
     return this.lock.run(async () => {
+      const { intent, reserve } = await this.intentFor(spec);
+      this.store.beginIntent(intent, reserve);
+      try {
+        await this.store.save();
+      } catch (err) {
+        this.store.endIntent(); // nothing was touched: a full disk refuses the request as it is
+        throw err;
+      }
       const tx = new Tx();
       try {
         const out = await fn(tx);
         tx.publish();
+        this.store.endIntent();
         try {
           await this.store.save();
         } catch (err) {
@@ -86,10 +106,49 @@ export class Engine {
         return out;
       } catch (err) {
         this.events.failure('create', err);
+        this.store.endIntent();
         await tx.rollback(this.ctx.log);
-        throw err;
+        // Drop the intent from the file too (best effort: the next save does it otherwise).
+        await this.store.save().catch((e) => this.ctx.log.warn({ err: e }, 'cannot save the state after undoing a request'));
+        throw this.named(err);
       }
     });
+  }
+
+  /** A full disk met anywhere in a request (a log line, an overlay's upper directory) says where to look. */
+  private named(err: unknown): unknown {
+    if (err instanceof AgentError || !isNoSpace(err)) return err;
+    return noSpace(`${(err as Error).message}: the run-dir ${this.ctx.runDir} (or another filesystem the agent writes to) is full`, err);
+  }
+
+  /** The intent of a create: how many ids it may take (an upper bound), the loop files it names. */
+  private async intentFor(spec: unknown): Promise<{ intent: Intent; reserve: number }> {
+    const paths = new Set<string>();
+    let objects = 0;
+    const todo: unknown[] = [spec];
+    while (todo.length) {
+      const x = todo.pop();
+      if (x === null || typeof x !== 'object') continue;
+      if (Array.isArray(x)) {
+        todo.push(...x);
+        continue;
+      }
+      objects++;
+      const o = x as Record<string, unknown>;
+      const lb = o.loopback as Record<string, unknown> | undefined;
+      if (o.kind === 'loopback' && lb && typeof lb.path === 'string' && (lb.base ?? 'root') === 'root') paths.add(lb.path);
+      todo.push(...Object.values(o));
+    }
+    const files: string[] = [];
+    for (const p of paths) {
+      const real = await realpath(join('/', p)).catch(() => null);
+      if (real) files.push(real);
+    }
+    const before: string[] = [];
+    if (files.length) for (const [dev, file] of await attachedLoops()) if (files.includes(file)) before.push(dev);
+    // Without a spec the bound is generous: unused ids are only skipped after a crash.
+    const reserve = spec === undefined ? 4096 : objects + 1;
+    return { intent: { at: new Date().toISOString(), loop_files: files, loops_before: before }, reserve };
   }
 
   /**
@@ -299,9 +358,25 @@ export class Engine {
       try {
         return await this.removeLocked(ref, force, howToForce);
       } finally {
-        await this.store.save(); // also when a child could not be torn down: the record went
+        await this.retryStaleDirs();
+        // Also when a child could not be torn down: the record went. The kernel objects are gone
+        // whatever the disk says; a full disk must not turn a done delete into an error (deleting
+        // is how space is freed): the next save writes it, and a start finds them vanished.
+        await this.store.save().catch((err) => {
+          if (toAgentError(err).kind !== 'INSUFFICIENT_STORAGE') throw err;
+          this.ctx.log.error({ err }, 'deleted, but the state could not be saved (the run-dir is full)');
+        });
       }
     });
+  }
+
+  private async retryStaleDirs(): Promise<void> {
+    for (const dir of this.staleDirs) {
+      await removeDir(dir).then(
+        () => this.staleDirs.delete(dir),
+        () => {},
+      );
+    }
   }
 
   private async stopUsers(ref: Ref): Promise<void> {
@@ -333,7 +408,14 @@ export class Engine {
       return;
     }
     await this.drivers.mount[rec.kind]!.unmount(rec.spec, rec.mounted, this.ctx);
-    await removeDir(rec.mounted.mountpoint);
+    try {
+      await removeDir(rec.mounted.mountpoint);
+    } catch (err) {
+      // The mount is gone, so the record goes; its directory is pinned by a copy of the mount held
+      // elsewhere (another mount namespace, a recursive bind of a parent): removed later.
+      this.staleDirs.add(rec.mounted.mountpoint);
+      this.ctx.log.warn({ err, dir: rec.mounted.mountpoint }, 'unmounted, but the mountpoint cannot be removed yet: retried later');
+    }
   }
 
   /** After `rec` is gone: delete the children it defined, unless someone else still uses them. */
@@ -364,7 +446,7 @@ export class Engine {
    * After a restart: adopt what still exists (same ids); drop what vanished, tearing down
    * whatever still stood on it, so nothing points at something gone.
    */
-  async reconcile(adoptContainer: (rec: ContainerRec) => Promise<boolean>): Promise<void> {
+  async reconcile(adoptContainer: (rec: ContainerRec) => Promise<boolean>, recovery: Recovery = {}): Promise<void> {
     await this.lock.run(async () => {
       const gone: AnyRec[] = [];
       for (const rec of this.store.list('attach')) {
@@ -394,7 +476,16 @@ export class Engine {
         this.events.record('vanished', rec);
         await this.release(rec).catch((err) => this.ctx.log.error({ err }, 'cannot release'));
       }
-      await this.store.save();
+      // What no record owns: the leftovers of a request the last agent died in.
+      await raiseSeqFromRunDir(this.store, this.ctx.runDir);
+      const cleaned = await cleanOrphans(this.store, this.ctx.runDir, this.ctx.log, recovery);
+      const n = cleaned.mounts.length + cleaned.loops.length + cleaned.cgroups.length + cleaned.supervisors.length;
+      if (n || recovery.intent) this.ctx.log.warn({ ...cleaned, intent: recovery.intent }, `removed ${n} kernel objects no record owned (left by an unfinished request)`);
+      // A full disk must not keep the agent from starting (and from deleting, which frees it).
+      await this.store.save().catch((err) => {
+        if (toAgentError(err).kind !== 'INSUFFICIENT_STORAGE') throw err;
+        this.ctx.log.error({ err }, 'cannot save the state at start (the run-dir is full): serving anyway');
+      });
     });
   }
 }

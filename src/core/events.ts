@@ -84,7 +84,7 @@ export class EventHub {
 
   /** On a graceful stop: the exact next number, so a clean restart leaves no gap. */
   close(): void {
-    if (this.file) writeAtomicSync(this.file, `${this.next}\n`);
+    if (this.file) this.write(this.next);
   }
 
   /** The agent is stopping: followers and waiters end now (their connections would hold the stop). */
@@ -101,7 +101,17 @@ export class EventHub {
   private reserve(): void {
     if (!this.file) return;
     this.reserved = this.next + BLOCK;
-    writeAtomicSync(this.file, `${this.reserved}\n`);
+    this.write(this.reserved);
+  }
+
+  /** A full run-dir must not stop the agent (nor a request): the numbers go on, said loudly. */
+  private write(n: number): void {
+    try {
+      writeAtomicSync(this.file!, `${n}\n`);
+    } catch (err) {
+      if (!['ENOSPC', 'EDQUOT'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+      this.log?.error({ err, file: this.file }, 'cannot save the event sequence (the run-dir is full): after a crash, numbers may be given again');
+    }
   }
 
   /** The last number given (0 before any). */

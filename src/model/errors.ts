@@ -10,6 +10,7 @@ export const ERROR_KINDS = [
   'FAILED_PRECONDITION', // not in a state that allows this (a stopping container, say)
   'UNSUPPORTED', // a kind this build or kernel cannot do
   'TIMEOUT', // a tool or a peer did not answer in time
+  'INSUFFICIENT_STORAGE', // the run-dir (or another filesystem the agent writes to) is full
   'INTERNAL', // a genuine fault of the node or the agent
 ] as const;
 
@@ -39,12 +40,16 @@ export const inUse = (msg: string) => new AgentError('IN_USE', msg);
 export const wrongState = (msg: string) => new AgentError('FAILED_PRECONDITION', msg);
 export const unsupported = (msg: string) => new AgentError('UNSUPPORTED', msg);
 export const internal = (msg: string, cause?: unknown) => new AgentError('INTERNAL', msg, { cause });
+export const noSpace = (msg: string, cause?: unknown) => new AgentError('INSUFFICIENT_STORAGE', msg, { cause });
+
+/** A full filesystem (or quota): the request could not be recorded, nothing is wrong with it. */
+export const isNoSpace = (err: unknown) => ['ENOSPC', 'EDQUOT'].includes((err as NodeJS.ErrnoException | undefined)?.code ?? '');
 
 /** Turn anything thrown into an AgentError; unknown errors are genuine faults but keep their message. */
 export function toAgentError(err: unknown): AgentError {
   if (err instanceof AgentError) return err;
   const msg = err instanceof Error ? err.message : String(err);
-  return new AgentError('INTERNAL', msg, { cause: err });
+  return new AgentError(isNoSpace(err) ? 'INSUFFICIENT_STORAGE' : 'INTERNAL', msg, { cause: err });
 }
 
 /** Map an errno-style Node error from a user-supplied path to what it means for the request. */

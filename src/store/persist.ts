@@ -1,17 +1,32 @@
 // Persistence of the store: one state file, written atomically; concurrent saves coalesce.
-import { readFile } from 'node:fs/promises';
+import { link, readFile, rename, rm } from 'node:fs/promises';
 import { writeAtomic } from '../sys/fs.js';
 
-export async function readJson<T>(file: string): Promise<T | null> {
+/** The text of the state file, or null when there is none yet. */
+export async function readText(file: string): Promise<string | null> {
   try {
-    return JSON.parse(await readFile(file, 'utf8')) as T;
+    return await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new Error(`cannot read state file ${file}: ${(err as Error).message}`);
   }
 }
 
-/** Serialises saves: each call writes the latest snapshot; concurrent calls coalesce. */
+/** Move a damaged state file aside (kept for a human to look at); returns where it went. */
+export async function moveAside(file: string): Promise<string> {
+  const to = `${file}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  await rename(file, to);
+  return to;
+}
+
+/** The previous version of the state file (one write behind), for when the file itself is damaged. */
+export const previousOf = (file: string) => `${file}.prev`;
+
+/**
+ * Serialises saves: each call writes the latest snapshot; concurrent calls coalesce. Before each
+ * write the current file is hard-linked as the previous version (no data is copied): whatever
+ * happens to the file, the one before it is there to rebuild from.
+ */
 export class Saver {
   private pending: Promise<void> | null = null;
   private dirty = false;
@@ -27,7 +42,11 @@ export class Saver {
         try {
           while (this.dirty) {
             this.dirty = false;
-            await writeAtomic(this.file, this.snapshot());
+            const data = this.snapshot();
+            const prev = previousOf(this.file);
+            await rm(prev, { force: true });
+            await link(this.file, prev).catch(() => {}); // none yet (the first save), or no room for a link
+            await writeAtomic(this.file, data);
           }
         } finally {
           this.pending = null;

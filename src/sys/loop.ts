@@ -1,6 +1,6 @@
 // Loop devices, through losetup (util-linux). The kernel's view of a loop device lives in
 // /sys/block/loopN/loop/, which is what adoption after a restart reads.
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { run } from './exec.js';
 
@@ -45,4 +45,15 @@ export async function loopReadonly(dev: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** Every attached loop device with its backing file (what /sys/block says), as `/dev/loopN` → file. */
+export async function attachedLoops(): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const d of await readdir('/sys/block').catch(() => [] as string[])) {
+    if (!/^loop\d+$/.test(d)) continue;
+    const f = await loopBackingFile(d);
+    if (f !== null) out.set(`/dev/${d}`, f);
+  }
+  return out;
 }

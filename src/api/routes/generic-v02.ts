@@ -27,7 +27,7 @@ export function genericV02Routes(s: Services): Router {
   r.post('/attach', async (req, res) => {
     const spec = jsonBody<AttachSpec>(req);
     noId(spec, 'attachment', 'attach');
-    const rec = await engine.transaction((tx) => engine.createAttach(spec, 'user', tx, 'attach'));
+    const rec = await engine.transaction((tx) => engine.createAttach(spec, 'user', tx, 'attach'), spec);
     res.status(201).json(views.attach(rec));
   });
   r.delete('/attach', async (req, res) => {
@@ -45,7 +45,7 @@ export function genericV02Routes(s: Services): Router {
   r.post('/mount', async (req, res) => {
     const spec = jsonBody<MountSpec>(req);
     noId(spec, 'mount', 'mount');
-    const rec = await engine.transaction((tx) => engine.createMount(spec, 'user', tx, 'mount'));
+    const rec = await engine.transaction((tx) => engine.createMount(spec, 'user', tx, 'mount'), spec);
     res.status(201).json(views.mount(rec));
   });
   r.delete('/mount', async (req, res) => {

@@ -40,7 +40,7 @@ export function typedV01Routes(s: Services): Router {
   });
   r.post('/attach/rbd', async (req, res) => {
     const spec: AttachSpec = { kind: 'rbd', rbd: jsonBody<RbdV1>(req) };
-    const rec = await engine.transaction((tx) => engine.createAttach(spec, 'user', tx, 'attach'));
+    const rec = await engine.transaction((tx) => engine.createAttach(spec, 'user', tx, 'attach'), spec);
     res.status(201).json(views.rbd(rec));
   });
   r.get('/attach/rbd/:id', (req, res) => {
@@ -56,7 +56,7 @@ export function typedV01Routes(s: Services): Router {
   });
   r.post('/mount/rbd', async (req, res) => {
     const spec: MountSpec = { kind: 'rbd', rbd: jsonBody<MountRbdV1>(req) };
-    const rec = await engine.transaction((tx) => engine.createMount(spec, 'user', tx, 'mount'));
+    const rec = await engine.transaction((tx) => engine.createMount(spec, 'user', tx, 'mount'), spec);
     res.status(201).json(views.rbdMount(rec));
   });
   r.get('/mount/rbd/:id', (req, res) => {
@@ -74,7 +74,7 @@ export function typedV01Routes(s: Services): Router {
     const body = jsonBody<MountOverlayV1>(req);
     const lower = body.lower.map((l) => (typeof l === 'number' ? { id: l } : l));
     const spec: MountSpec = { kind: 'overlay', overlay: { lower } };
-    const rec = await engine.transaction((tx) => engine.createMount(spec, 'user', tx, 'overlay'));
+    const rec = await engine.transaction((tx) => engine.createMount(spec, 'user', tx, 'overlay'), spec);
     res.status(201).json(views.overlay(rec));
   });
   r.get('/mount/overlay/:id', (req, res) => {

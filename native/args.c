@@ -18,7 +18,8 @@ const char ia_usage_text[] =
   "                     [--ns LIST] [--hostname NAME] [--systemd] [--cgroup DIR]... [--env K=V]...\n"
   "                     [--workdir DIR] [--user UID:GID] [--caps LIST] [--no-new-privs]\n"
   "                     [--seccomp default|systemd|unconfined] [--mask-paths]\n"
-  "                     [--uid-map C:H:N]... [--gid-map C:H:N]... -- COMMAND [ARG...]\n"
+  "                     [--uid-map C:H:N]... [--gid-map C:H:N]...\n"
+  "                     [--log-max-size BYTES [--log-max-files N] [--log-stamps]] -- COMMAND [ARG...]\n"
   "  --ns LIST: comma-separated subset of mnt,pid,uts,ipc,net,cgroup,time,user (default mnt,pid,uts,ipc)\n";
 
 static char *
@@ -105,6 +106,7 @@ enum option_id
   OPT_ROOT, OPT_LOG, OPT_READY_FD, OPT_PIDFILE, OPT_STATUS, OPT_NS, OPT_HOSTNAME,
   OPT_SYSTEMD, OPT_CGROUP, OPT_ENV, OPT_WORKDIR,
   OPT_USER, OPT_CAPS, OPT_NO_NEW_PRIVS, OPT_SECCOMP, OPT_MASK_PATHS, OPT_UID_MAP, OPT_GID_MAP,
+  OPT_LOG_MAX_SIZE, OPT_LOG_MAX_FILES, OPT_LOG_STAMPS,
 };
 
 static const struct
@@ -123,6 +125,8 @@ static const struct
   { "--no-new-privs", OPT_NO_NEW_PRIVS, false }, { "--seccomp", OPT_SECCOMP, true },
   { "--mask-paths", OPT_MASK_PATHS, false }, { "--uid-map", OPT_UID_MAP, true },
   { "--gid-map", OPT_GID_MAP, true },
+  { "--log-max-size", OPT_LOG_MAX_SIZE, true }, { "--log-max-files", OPT_LOG_MAX_FILES, true },
+  { "--log-stamps", OPT_LOG_STAMPS, false },
 };
 
 /* *DST = VAL made absolute (a repeated option replaces the earlier value). */
@@ -213,6 +217,27 @@ set_option (struct ia_config *cfg, enum option_id id, const char *name, const ch
       return ia_userns_add_map (&cfg->uid_map, name, val, err);
     case OPT_GID_MAP:
       return ia_userns_add_map (&cfg->gid_map, name, val, err);
+    case OPT_LOG_MAX_SIZE:
+      {
+        long long n;
+        errno = 0;
+        n = strtoll (val, &end, 10);
+        if (errno != 0 || *end != '\0' || n < 0)
+          return ia_error_make (err, 0, "--log-max-size: \"%s\" is not a number of bytes", val);
+        cfg->log_writer = true;
+        cfg->log_max_size = n;
+        return 0;
+      }
+    case OPT_LOG_MAX_FILES:
+      errno = 0;
+      fd = strtol (val, &end, 10);
+      if (errno != 0 || *end != '\0' || fd < 1 || fd > 1000)
+        return ia_error_make (err, 0, "--log-max-files: \"%s\" is not a number from 1 to 1000", val);
+      cfg->log_max_files = (int) fd;
+      return 0;
+    case OPT_LOG_STAMPS:
+      cfg->log_stamps = true;
+      return 0;
     }
   return ia_error_make (err, 0, "%s: not handled", name);
 }

@@ -34,6 +34,11 @@ struct ia_config
   bool userns;           /* "user" in --ns */
   char *uid_map;         /* --uid-map C:H:N..., as uid_map lines, or NULL */
   char *gid_map;         /* --gid-map C:H:N... */
+  /* The log writer (logwriter.c): with --log-max-size (0: no cap) the output goes through it. */
+  bool log_writer;
+  long long log_max_size; /* --log-max-size BYTES */
+  int log_max_files;     /* --log-max-files N (default 1: the file is emptied when full) */
+  bool log_stamps;       /* --log-stamps: a timestamp and the stream on every output line */
   char **argv;           /* command after "--" (points into argv), NULL terminated */
 };
 

@@ -140,7 +140,8 @@ setup_container (const struct ia_config *cfg, const struct ia_cgroups *cg, int e
   if (chdir (cfg->workdir) < 0)
     return ia_error_make (err, errno, "changing to the working directory %s", cfg->workdir);
   umask (022);
-  ia_close_fds_except (exec_fd);
+  /* The log's fd too (the log writer's pipe, O_CLOEXEC): the next line goes there. */
+  ia_close_fds_except2 (exec_fd, ia_log_get_fd ());
 
   ia_log ("executing init %s", cfg->argv[0]);
   /* Tell the supervisor we got this far: EOF after this byte (the pipe

@@ -28,6 +28,7 @@
 #include "cgroup.h"
 #include "container.h"
 #include "log.h"
+#include "logwriter.h"
 #include "userns.h"
 #include "utils.h"
 
@@ -70,6 +71,9 @@ struct ia_clone_args
 static struct ia_config cfg = { .ready_fd = -1, .workdir = "/" };
 static struct ia_cgroups cgroups = { .born_in = -1 };
 static bool log_is_set_up;
+static struct ia_logwriter logw = { .pid = -1, .raw_fd = -1 };
+/* How long the supervisor waits, at its end, for the log writer to write what is left. */
+#define LOG_DRAIN_MS 2000
 
 /* ------------------------------------------------------ test hooks */
 
@@ -177,6 +181,7 @@ die (int exit_status, struct ia_error *err)
     }
   report_ready ("error %s", text);
   (void) write_status (IA_CODE_SETUP_FAILED, 0, text, NULL);
+  ia_logwriter_finish (&logw, LOG_DRAIN_MS);
   exit (exit_status);
 }
 
@@ -231,6 +236,10 @@ become_supervisor (struct ia_error **err)
   /* Do not keep the agent's working directory busy. */
   if (chdir ("/") < 0)
     return ia_error_make (err, errno, "changing into /");
+  /* The output through the log writer (size cap, rotation, stamps), in our session. */
+  if (cfg.log_writer
+      && ia_logwriter_start (&logw, cfg.log, cfg.log_max_size, cfg.log_max_files, cfg.log_stamps, err) < 0)
+    return -1;
   /* A new time namespace applies to our children only. */
   if (cfg.ns_time && unshare (CLONE_NEWTIME) < 0)
     return ia_error_make (err, errno, "creating the time namespace");
@@ -465,6 +474,7 @@ main (int argc, char **argv)
   if (pid < 0)
     die (EXIT_FAILED, err);
   ret = supervise (pid, sync_fd, exec_fd);
+  ia_logwriter_finish (&logw, LOG_DRAIN_MS);
   ia_cgroups_free (&cgroups);
   ia_config_free (&cfg);
   return ret;

@@ -14,6 +14,12 @@ ia_log_set_fd (int fd)
   log_fd = fd;
 }
 
+int
+ia_log_get_fd (void)
+{
+  return log_fd;
+}
+
 void
 ia_vlog (const char *fmt, va_list ap)
 {

@@ -8,6 +8,7 @@
 
 /* Where lines go (default: 2). */
 void ia_log_set_fd (int fd);
+int ia_log_get_fd (void);
 
 void ia_log (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 void ia_vlog (const char *fmt, va_list ap) __attribute__ ((format (printf, 1, 0)));

@@ -99,6 +99,30 @@ ia_write_file_atomic (const char *path, const char *data, struct ia_error **err)
 }
 
 void
+ia_close_fds_except2 (int keep, int also)
+{
+  int lo = keep < also ? keep : also, hi = keep < also ? also : keep;
+
+  if (lo < 3 || lo == hi)
+    {
+      ia_close_fds_except (hi);
+      return;
+    }
+  if ((lo == 3 || close_range (3, (unsigned) lo - 1, 0) == 0) && (hi == lo + 1 || close_range ((unsigned) lo + 1, (unsigned) hi - 1, 0) == 0)
+      && close_range ((unsigned) hi + 1, ~0U, 0) == 0)
+    return;
+  {
+    struct rlimit rl;
+    int max = 1024;
+    if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < INT_MAX)
+      max = (int) rl.rlim_cur;
+    for (int fd = 3; fd < max; fd++)
+      if (fd != lo && fd != hi)
+        close (fd);
+  }
+}
+
+void
 ia_close_fds_except (int keep)
 {
   if (keep < 3)

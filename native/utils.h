@@ -47,5 +47,7 @@ int ia_write_file_atomic (const char *path, const char *data, struct ia_error **
 
 /* Close every fd >= 3 except KEEP (-1 for none). */
 void ia_close_fds_except (int keep);
+/* The same, keeping two (either may be < 3). */
+void ia_close_fds_except2 (int keep, int also);
 
 #endif

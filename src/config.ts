@@ -26,6 +26,10 @@ export interface Config {
   validate_responses: boolean;
   /** Config-file only, for benchmarks: turning request validation off removes the API's guard rails. */
   validate_requests: boolean;
+  /** Config-file only: the default size cap of a container's log file (bytes; K, M, G suffixes), 0 for none. */
+  container_log_max_size: number;
+  /** Config-file only: how many log files a container keeps, the current one included. */
+  container_log_max_files: number;
   /** Config-file only: real paths under which `base: root` loopback files must lie (default `/`). */
   loopback_roots: string[];
   /** Config-file only: real paths under which `base: root` bind sources must lie (default `/`). */
@@ -83,7 +87,7 @@ export function logLevel(v: string | undefined): string {
   return l;
 }
 
-type Kind = 'string' | 'port' | 'schemes' | 'boolean' | 'log_level' | 'rbd_mode' | 'paths' | 'id_range';
+type Kind = 'string' | 'port' | 'schemes' | 'boolean' | 'log_level' | 'rbd_mode' | 'paths' | 'id_range' | 'uint';
 
 interface Option {
   kind: Kind;
@@ -111,6 +115,8 @@ const OPTIONS: Record<keyof Config, Option> = {
   rbd_mode: { kind: 'rbd_mode', default: 'auto', flag: true },
   validate_responses: { kind: 'boolean', default: false, env: 'IMAGEAPI_VALIDATE_RESPONSES' },
   validate_requests: { kind: 'boolean', default: true },
+  container_log_max_size: { kind: 'uint', default: 64 * 1024 * 1024 },
+  container_log_max_files: { kind: 'uint', default: 4 },
   loopback_roots: { kind: 'paths', default: ['/'] },
   bind_roots: { kind: 'paths', default: ['/'] },
   allow_root_rbind: { kind: 'boolean', default: false },
@@ -191,6 +197,12 @@ function convert(kind: Kind, v: unknown, where: string): unknown {
         throw new Error(`${where}: must be START:COUNT host ids, START > 0, COUNT >= 65536, ending below 2^32-1: ${JSON.stringify(v)}`);
       }
       return { start, count };
+    }
+    case 'uint': {
+      const m = typeof v === 'number' ? [String(v), String(v), ''] : typeof v === 'string' ? /^(\d+)([KMG]?)$/i.exec(v) : null;
+      const n = m ? Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase()) : NaN;
+      if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${where}: must be a whole number >= 0 (K, M, G suffixes allowed): ${JSON.stringify(v)}`);
+      return n;
     }
     case 'rbd_mode':
       if (v !== 'auto' && v !== 'krbd' && v !== 'nbd' && v !== 'fuse') throw new Error(`${where}: ${JSON.stringify(v)} is not auto, krbd, nbd or fuse`);

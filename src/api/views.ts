@@ -67,6 +67,7 @@ export class Views {
       hostname: rec.hostname,
       env: rec.env,
       stop_timeout: rec.stop_timeout,
+      ...(rec.log_max_size !== undefined ? { log_max_size: rec.log_max_size, log_max_files: rec.log_max_files ?? 1, log_timestamps: rec.log_timestamps === true } : {}),
       ...this.confinement(rec),
       logfile: rec.logfile,
       pid: rec.pid,

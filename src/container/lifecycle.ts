@@ -32,6 +32,8 @@ export interface ContainerOptions {
 export class ContainerManager {
   /** Waiters for a container's end, keyed by id. */
   private readonly ends = new Map<number, Array<() => void>>();
+  /** Defaults of the log cap (config `container_log_max_size`, `container_log_max_files`). */
+  logCap = { max_size: 64 * 1024 * 1024, max_files: 4 };
   /** The end of a container being recorded: an exit event and the poller never record it twice. */
   private readonly ending = new Map<number, Promise<void>>();
   private poller: NodeJS.Timeout | null = null;
@@ -93,6 +95,9 @@ export class ContainerManager {
         hostname: plan.hostnameFor(id),
         env: plan.env,
         stop_timeout: plan.stop_timeout,
+        log_max_size: spec.log_max_size ?? this.logCap.max_size,
+        log_max_files: spec.log_max_files ?? this.logCap.max_files,
+        log_timestamps: spec.log_timestamps === true,
         state: 'created',
         logfile: join(this.runDir, 'logs', `${id}-${Math.floor(created.getTime() / 1000)}.log`),
         pid: null,
@@ -116,7 +121,7 @@ export class ContainerManager {
         await this.start(rec, true);
       }
       return rec;
-    }, spec);
+    });
   }
 
   /** An automatic user-namespace range: the lowest pool slot no other container holds. */

@@ -1117,6 +1117,20 @@ export interface components {
              * @default 10
              */
             stop_timeout: number;
+            /**
+             * Format: int64
+             * @description Size cap of the log file in bytes; when a line would pass it the file is rotated
+             *     (`LOG.1`, `LOG.2`, …). 0: no cap. Default: the agent's `container_log_max_size` (64 MiB).
+             */
+            log_max_size?: number;
+            /** @description Log files kept, the current one included (default the agent's `container_log_max_files`, 4). */
+            log_max_files?: number;
+            /**
+             * @description Output lines carry a timestamp and their stream, `YYYY/MM/DD HH:MM:SS.uuuuuu stdout: TEXT`
+             *     (local time, like the agent's and init's lines), so that GET /container/log can filter
+             *     them by `stream` and `since`. Off by default: the output is written as it comes.
+             */
+            log_timestamps?: boolean;
             readonly logfile?: string;
             /**
              * Format: int64
@@ -1972,6 +1986,13 @@ export interface operations {
                 tail?: number;
                 /** @description Keep streaming new lines while the container may still write. */
                 follow?: boolean;
+                /**
+                 * @description Only the lines of one stream: `stdout` or `stderr` (stamped output, with
+                 *     `log_timestamps`), `init` (the helper's lines) or `agent` (the agent's lines).
+                 */
+                stream?: "stdout" | "stderr" | "init" | "agent";
+                /** @description Only lines stamped at or after this time (RFC 3339, or unix seconds); unstamped output lines count as of the line before them. */
+                since?: string;
             };
             header?: never;
             path?: never;

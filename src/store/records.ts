@@ -44,6 +44,11 @@ export interface ContainerRec extends BaseRec {
   hostname: string;
   env: string[];
   stop_timeout: number;
+  /** The log file's size cap (bytes, 0: none) and how many files are kept; absent in records of older agents. */
+  log_max_size?: number;
+  log_max_files?: number;
+  /** Output lines carry a timestamp and their stream. */
+  log_timestamps?: boolean;
   state: ContainerState;
   logfile: string;
   /** Host PID of the container's PID 1, and of its supervisor (imageapi-shim), while running. */

@@ -1,7 +1,7 @@
 // GET /container/log: the log file, its last N lines, or followed while the container runs.
 import { open, stat } from 'node:fs/promises';
 import type { Request, Response } from 'express';
-import { notFound } from '../../model/errors.js';
+import { invalid, notFound } from '../../model/errors.js';
 import { isLive } from '../../container/states.js';
 import type { ContainerRec } from '../../store/records.js';
 import type { Store } from '../../store/store.js';
@@ -24,13 +24,75 @@ async function readFrom(file: string, offset: number): Promise<Buffer> {
   }
 }
 
+// The lines of the file: the agent's, init's, and the output (stamped with its stream when the
+// container has log_timestamps; otherwise as it came, with no stream or time of its own).
+const STAMP = /^(\d{4})\/(\d\d)\/(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{6}))? (container\(\d+\)|init|stdout|stderr): /;
+
+type Stream = 'stdout' | 'stderr' | 'init' | 'agent';
+
+/** Keeps the lines of `stream` (if given) stamped after `since` (ms, if given); unstamped lines take the time before them. */
+class LineFilter {
+  private last = -Infinity;
+  private partial = '';
+  constructor(
+    private readonly stream: Stream | undefined,
+    private readonly since: number | undefined,
+  ) {}
+  get active() {
+    return this.stream !== undefined || this.since !== undefined;
+  }
+  push(chunk: string, end = false): string {
+    const text = this.partial + chunk;
+    const lines = text.split('\n');
+    this.partial = end ? '' : lines.pop()!;
+    if (end && lines[lines.length - 1] === '') lines.pop();
+    const out: string[] = [];
+    for (const l of lines) {
+      const m = STAMP.exec(l);
+      let stream: Stream | undefined;
+      if (m) {
+        const [, y, mo, d, h, mi, sec, us] = m;
+        this.last = new Date(+y!, +mo! - 1, +d!, +h!, +mi!, +sec!).getTime() + (us ? Math.floor(+us / 1000) : 0);
+        stream = m[8]!.startsWith('container') ? 'agent' : (m[8] as Stream);
+      }
+      if (this.stream && stream !== this.stream) continue;
+      if (this.since !== undefined && !(this.last >= this.since)) continue;
+      out.push(l + '\n');
+    }
+    return out.join('');
+  }
+}
+
+function sinceParam(v: unknown): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  const s = String(v);
+  const t = /^\d+(\.\d+)?$/.test(s) ? Number(s) * 1000 : Date.parse(s);
+  if (Number.isNaN(t)) throw invalid(`query.since: give a time (RFC 3339, or unix seconds), not ${JSON.stringify(s)}`);
+  return t;
+}
+
+/** The rotated files (LOG.N … LOG.1, oldest first) that exist, then the current one. */
+async function logFiles(logfile: string, keep: number): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = Math.max(1, keep) - 1; i >= 1; i--) if (await stat(`${logfile}.${i}`).catch(() => null)) out.push(`${logfile}.${i}`);
+  return [...out, logfile];
+}
+
 export async function sendLog(rec: ContainerRec, req: Request, res: Response, store: Store): Promise<void> {
-  const tail = intParam((req.query as Record<string, unknown>).tail);
-  const follow = boolParam((req.query as Record<string, unknown>).follow);
+  const query = req.query as Record<string, unknown>;
+  const tail = intParam(query.tail);
+  const follow = boolParam(query.follow);
+  const filter = new LineFilter(query.stream as Stream | undefined, sinceParam(query.since));
   const st = await stat(rec.logfile).catch(() => null);
   if (!st) throw notFound(`container ${rec.id} has no log file (${rec.logfile})`);
-  const start = Math.max(0, st.size - MAX_READ);
-  let text = (await readFrom(rec.logfile, start)).toString();
+  // The whole story: the rotated files first (the last MAX_READ bytes of it all).
+  let text = '';
+  for (const f of (await logFiles(rec.logfile, rec.log_max_files ?? 1)).reverse()) {
+    if (text.length >= MAX_READ) break;
+    const size = f === rec.logfile ? st.size : ((await stat(f).catch(() => null))?.size ?? 0);
+    text = (await readFrom(f, Math.max(0, size - (MAX_READ - text.length)))).toString() + text;
+  }
+  if (filter.active) text = filter.push(text, true);
   if (tail !== undefined) {
     const lines = text.split('\n');
     if (lines[lines.length - 1] === '') lines.pop();
@@ -43,6 +105,7 @@ export async function sendLog(rec: ContainerRec, req: Request, res: Response, st
   }
   res.write(text);
   let offset = st.size;
+  let ino = st.ino;
   let closed = false;
   req.on('close', () => (closed = true));
   const live = () => {
@@ -50,10 +113,16 @@ export async function sendLog(rec: ContainerRec, req: Request, res: Response, st
     return !!c && (isLive(c.state) || c.state === 'created'); // a created one may still be started
   };
   while (!closed) {
+    // Rotated (a new file under the name, or emptied): go on from its start.
+    const now = await stat(rec.logfile).catch(() => null);
+    if (now && (now.ino !== ino || now.size < offset)) {
+      ino = now.ino;
+      offset = 0;
+    }
     const more = await readFrom(rec.logfile, offset).catch(() => Buffer.alloc(0));
     if (more.length) {
       offset += more.length;
-      res.write(more);
+      res.write(filter.active ? filter.push(more.toString()) : more);
     } else if (!live()) break;
     await new Promise((r) => setTimeout(r, FOLLOW_POLL_MS));
   }

@@ -29,8 +29,15 @@ async function lockRunDir(runDir: string): Promise<string> {
   for (let i = 0; i < 2; i++) {
     try {
       const fh = await open(file, 'wx', 0o600);
-      await fh.writeFile(`${process.pid}\n`);
-      await fh.close();
+      try {
+        await fh.writeFile(`${process.pid}\n`);
+      } catch (err) {
+        // A full run-dir must not keep the agent from starting (it is how space gets freed): the
+        // lock file exists but without its pid (so a second agent could take the run-dir over).
+        if (!['ENOSPC', 'EDQUOT'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+      } finally {
+        await fh.close();
+      }
       return file;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -54,7 +61,19 @@ export async function startAgent(cfg: Config, log: Logger, spec: LoadedSpec): Pr
   const lockFile = await lockRunDir(cfg.run_dir);
   const drivers = { attach: attachDrivers, mount: mountDrivers, mountAliases };
   const store = new Store(cfg.run_dir, { secretFields: secretFieldsOf(drivers) });
-  await store.load();
+  const loaded = await store.load();
+  if (loaded.damaged) {
+    // Never forget silently: say what was wrong and where the file is; the kernel objects under
+    // the run-dir that no record owns now are removed by reconcile, and the agent serves.
+    const d = loaded.damaged;
+    log.error(
+      { reason: d.reason, moved_to: d.movedTo, rebuilt_from: d.rebuiltFrom ?? null },
+      d.rebuiltFrom
+        ? 'the state file is damaged: moved aside; rebuilt from its previous version (what the kernel no longer has is dropped, what no record owns is removed)'
+        : 'the state file is damaged: moved aside; starting without records (what the kernel has under the run-dir is removed)',
+    );
+  }
+  if (loaded.intent) log.warn({ intent: loaded.intent }, 'the last agent died during a request: undoing what it had made');
   const ctx = {
     runDir: cfg.run_dir,
     log,
@@ -74,7 +93,10 @@ export async function startAgent(cfg: Config, log: Logger, spec: LoadedSpec): Pr
   containers.logCap = { max_size: cfg.container_log_max_size, max_files: Math.max(1, cfg.container_log_max_files) };
   engine.events.open(cfg.run_dir); // the event sequence goes on where the last run left it
   const views = new Views(store, drivers);
-  await engine.reconcile((rec) => containers.adopt(rec));
+  await engine.reconcile((rec) => containers.adopt(rec), {
+    intent: loaded.intent,
+    damaged: loaded.damaged ? { loops: loaded.damaged.loops } : undefined,
+  });
   log.info({ attachments: store.list('attach').length, mounts: store.list('mount').length, containers: store.list('container').length }, 'state loaded');
 
   const app = createApp({ store, engine, views, containers }, { log, spec, validateResponses: cfg.validate_responses, validateRequests: cfg.validate_requests, runDir: cfg.run_dir });

@@ -121,7 +121,7 @@ export class ContainerManager {
         await this.start(rec, true);
       }
       return rec;
-    });
+    }, spec);
   }
 
   /** An automatic user-namespace range: the lowest pool slot no other container holds. */

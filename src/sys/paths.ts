@@ -104,7 +104,7 @@ export async function checkBindSource(real: string, given: string, recursive: bo
   if (real === '/' && recursive && !policy.allowRootRbind) {
     throw invalid('bind.path: a recursive bind of "/" carries every mount of the host (other agents\' too) and is refused; set allow_root_rbind: true in the config file to allow it');
   }
-  if (real === '/' && recursive) return; // explicitly allowed: the operator accepts what it exposes
+  if (real === '/' && policy.allowRootRbind) return; // explicitly allowed: the operator accepts what it exposes
   if (recursive) {
     // A recursive bind carries every mount below its source: no kernel interface may come along.
     const pseudo = new Set(Object.values(PSEUDO_FS).concat(['devtmpfs', 'fusectl', 'hugetlbfs', 'autofs']));

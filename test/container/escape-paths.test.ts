@@ -98,6 +98,10 @@ describe('paths that should not be images (default roots)', () => {
     await assert.rejects(checkBindSource('/', '/', true, DEFAULT_POLICY, true), /allow_root_rbind/);
     await checkBindSource('/', '/', true, { roots: ['/'], allowRootRbind: true }, true);
     await checkBindSource('/', '/', false, DEFAULT_POLICY, true); // a plain bind of / carries no other mount
+    // … but it holds the agent's socket when the socket is on the root filesystem: refused, unless allowed.
+    const sock = [ctx.runDir]; // any path inside / stands for the socket here
+    await assert.rejects(checkBindSource('/', '/', false, { roots: ['/'], hidden: sock }, true), /contains the agent's socket/);
+    await checkBindSource('/', '/', false, { roots: ['/'], hidden: sock, allowRootRbind: true }, true);
   });
 });
 

@@ -39,9 +39,6 @@ export function helperArgs(rec: ContainerRec, root: string, dir: string): string
     // The output through the helper's log writer: capped, rotated, optionally stamped.
     ...(rec.log_max_size !== undefined ? ['--log-max-size', String(rec.log_max_size), '--log-max-files', String(rec.log_max_files ?? 1)] : []),
     ...(rec.log_timestamps ? ['--log-stamps'] : []),
-    // The output through the helper's log writer: capped, rotated, optionally stamped.
-    ...(rec.log_max_size !== undefined ? ['--log-max-size', String(rec.log_max_size), '--log-max-files', String(rec.log_max_files ?? 1)] : []),
-    ...(rec.log_timestamps ? ['--log-stamps'] : []),
     '--ns', rec.namespaces.join(','),
     ...(rec.namespaces.includes('uts') ? ['--hostname', rec.hostname] : []),
     ...(rec.systemd ? ['--systemd'] : []),

@@ -13,6 +13,7 @@ import { describeRec, refOf, sameRef } from '../store/records.js';
 import type { Intent, Store } from '../store/store.js';
 import { attachedLoops } from '../sys/loop.js';
 import { removeDir } from '../sys/mount.js';
+import { withMountSnapshot } from '../sys/mountinfo.js';
 import { Mutex } from '../util/mutex.js';
 import { EventHub } from './events.js';
 import { cleanOrphans, raiseSeqFromRunDir, type Recovery } from './recover.js';
@@ -392,7 +393,9 @@ export class Engine {
     if (users.length && !force) {
       throw inUse(`${describeRec(rec)} is in use by ${users.map(describeRec).join(', ')} (delete those first, ${howToForce})`);
     }
-    for (const u of users) await this.removeLocked(refOf(u), true, howToForce);
+    // A user may already be gone with an earlier one, and `rec` with its owner (a child it defined).
+    for (const u of users) if (this.store.find(u.type, u.id)) await this.removeLocked(refOf(u), true, howToForce);
+    if (!this.store.find(ref.type, ref.id)) return rec;
     await this.teardown(rec);
     this.store.remove(ref);
     this.events.record('deleted', rec);
@@ -442,6 +445,12 @@ export class Engine {
 
   // ------------------------------------------------------------------ restart
 
+  /** An adopt that failed (a timeout, say) is no proof the object is gone: keep it, loudly. */
+  private keptUnchecked<T>(rec: AnyRec, err: unknown, as: T): T {
+    this.ctx.log.error({ err, object: describeRec(rec) }, 'cannot check it after the restart: kept as it was');
+    return as;
+  }
+
   /**
    * After a restart: adopt what still exists (same ids); drop what vanished, tearing down
    * whatever still stood on it, so nothing points at something gone.
@@ -449,20 +458,24 @@ export class Engine {
   async reconcile(adoptContainer: (rec: ContainerRec) => Promise<boolean>, recovery: Recovery = {}): Promise<void> {
     await this.lock.run(async () => {
       const gone: AnyRec[] = [];
-      for (const rec of this.store.list('attach')) {
-        const a = await this.drivers.attach[rec.kind]?.adopt(rec.spec, rec.attached, this.ctx).catch(() => null);
-        if (a) {
-          rec.attached = a;
-          this.events.record('adopted', rec);
-        } else gone.push(rec);
-      }
-      for (const rec of this.store.list('mount')) {
-        const m = await this.drivers.mount[rec.kind]?.adopt(rec.spec, rec.mounted, this.ctx).catch(() => null);
-        if (m) {
-          rec.mounted = m;
-          this.events.record('adopted', rec);
-        } else gone.push(rec);
-      }
+      // Adoption only looks: one reading of the mount table serves every mount.
+      await withMountSnapshot(async () => {
+        for (const rec of this.store.list('attach')) {
+          // A check that fails is not a vanished object: keep it (and what stands on it), and say so.
+          const a = await this.drivers.attach[rec.kind]?.adopt(rec.spec, rec.attached, this.ctx).catch((err) => this.keptUnchecked(rec, err, rec.attached));
+          if (a) {
+            rec.attached = a;
+            this.events.record('adopted', rec);
+          } else gone.push(rec);
+        }
+        for (const rec of this.store.list('mount')) {
+          const m = await this.drivers.mount[rec.kind]?.adopt(rec.spec, rec.mounted, this.ctx).catch((err) => this.keptUnchecked(rec, err, rec.mounted));
+          if (m) {
+            rec.mounted = m;
+            this.events.record('adopted', rec);
+          } else gone.push(rec);
+        }
+      });
       for (const rec of this.store.list('container')) {
         if (!(await adoptContainer(rec))) gone.push(rec);
       }

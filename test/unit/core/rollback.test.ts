@@ -139,6 +139,6 @@ describe('core: all-or-nothing create', () => {
     await rmdir(h.store.file);
     await h.createMount(tmp('t'));
     assert.deepEqual((await h.saved()).mount.map((m) => m.spec.name), ['t']);
-    assert.deepEqual(await readdir(h.dir).then((n) => n.filter((x) => x.startsWith('state.json.'))), [], 'no temp file left');
+    assert.deepEqual(await readdir(h.dir).then((n) => n.filter((x) => x.startsWith('state.json.tmp'))), [], 'no temp file left (state.json.prev is the kept previous version)');
   });
 });

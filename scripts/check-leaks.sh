@@ -9,5 +9,6 @@ if ps -eo pid=,stat=,args= | awk '$2 !~ /^Z/' | grep -E "imageapi-(shim|init)|di
 if ps -eo pid=,args= | grep -E "rbd-fuse .*imageapi-test|ceph-(mon|osd) .*imageapi-rbd" | grep -v grep; then echo "check-leaks: Ceph processes left (above)"; left=1; fi
 if findmnt -rn -o TARGET,FSTYPE | grep -E "fuse.rbd-fuse|^$tmp/imageapi-rbd"; then echo "check-leaks: rbd-fuse mounts left (above)"; left=1; fi
 if find /sys/fs/cgroup -maxdepth 3 -type d -name 'imageapi-*' 2>/dev/null | grep .; then echo "check-leaks: cgroups left (above)"; left=1; fi
+if nft list tables 2>/dev/null | grep -E 'inet imageapi_'; then echo "check-leaks: network guard tables left (above)"; left=1; fi
 [ $left -eq 0 ] && echo "check-leaks: nothing left behind"
 exit $left

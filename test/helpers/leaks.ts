@@ -89,6 +89,12 @@ export function forceCleanup(runDir: string, ...filePrefixes: string[]): void {
       /* gone */
     }
   }
+  // The network guard's nftables table of this run-dir (an agent killed with -9 leaves it).
+  try {
+    execFileSync('nft', ['delete', 'table', 'inet', groupName(runDir).replace(/-/g, '_')], { stdio: 'ignore' });
+  } catch {
+    /* none, or no nft */
+  }
   // Remove the run-dir itself, but never through something still mounted in it.
   if (mountsUnder(runDir).length === 0) rmSync(runDir, { recursive: true, force: true });
 }

@@ -56,6 +56,14 @@ describe('a run-dir that fills up', () => {
     } catch {
       /* ENOSPC: full, as wanted */
     }
+    // Each save replaces the state file's previous version (state.json.prev), whose pages it may
+    // then reuse; without one (and with its pages taken), a save on the full run-dir has no room.
+    rmSync(join(runDir, 'state.json.prev'), { force: true });
+    try {
+      execFileSync('dd', ['if=/dev/zero', `of=${filler}-2`, 'bs=4k'], { stdio: 'ignore' });
+    } catch {
+      /* ENOSPC again */
+    }
     // The container ends; recording that cannot be saved. The agent must log it and stay up.
     const ended = await waitFor('the end to be recorded', async () => {
       const r = await agent.get(`/container?id=${c.body.id}`);

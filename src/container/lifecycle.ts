@@ -206,7 +206,8 @@ export class ContainerManager {
       throw err;
     }
     Object.assign(rec, { pid: started.pid, shim_pid: started.shim_pid, pid_start: started.pid_start, state: 'running', started_at: nowIso() });
-    started.exited.then(() => this.onEnd(rec.id)).catch((err) => this.log.error({ err, container: rec.id }, 'cannot record the end of the container'));
+    // (not inside the start's critical section, which the callback would otherwise inherit)
+    started.exited.then(() => this.engine.outsideLock(() => this.onEnd(rec.id))).catch((err) => this.log.error({ err, container: rec.id }, 'cannot record the end of the container'));
   }
 
   private async freeze(rec: ContainerRec, frozen: boolean): Promise<ContainerRec> {
@@ -329,16 +330,19 @@ export class ContainerManager {
   /** Containers adopted after a restart are not our children: poll their status files. */
   private ensurePoller(): void {
     if (this.poller) return;
-    this.poller = setInterval(() => {
-      const live = this.store.list('container').filter((c) => isLive(c.state));
-      if (live.length === 0 && this.ends.size === 0) {
-        clearInterval(this.poller!);
-        this.poller = null;
-        return;
-      }
-      for (const c of live) this.onEnd(c.id).catch((err) => this.log.error({ err, container: c.id }, 'cannot record the end of the container'));
-    }, POLL_MS);
+    // (a caller of its own: not inside the critical section that started the poller, an adoption say)
+    this.poller = setInterval(() => this.engine.outsideLock(() => this.pollEnds()), POLL_MS);
     this.poller.unref();
+  }
+
+  private pollEnds(): void {
+    const live = this.store.list('container').filter((c) => isLive(c.state));
+    if (live.length === 0 && this.ends.size === 0) {
+      clearInterval(this.poller!);
+      this.poller = null;
+      return;
+    }
+    for (const c of live) this.onEnd(c.id).catch((err) => this.log.error({ err, container: c.id }, 'cannot record the end of the container'));
   }
 
   // ------------------------------------------------------------------ delete

@@ -152,6 +152,11 @@ export class Engine {
     return { intent: { at: new Date().toISOString(), loop_files: files, loops_before: before }, reserve };
   }
 
+  /** `fn` as a caller of its own, not inside the critical section it was registered in (Mutex.outside). */
+  outsideLock<T>(fn: () => T): T {
+    return this.lock.outside(fn);
+  }
+
   /**
    * Change records under the lock, then save (a container's state, say). `saved` runs under the
    * lock after the save (also when `fn` or the save failed: the change is in memory), so the

@@ -12,6 +12,14 @@ export class Mutex {
   private tail: Promise<void> = Promise.resolve();
   private readonly holding = new AsyncLocalStorage<Holding>();
 
+  /**
+   * Run `fn` as a caller of its own, even while the holding it was registered under lasts: a
+   * process's end that fires during the holder's own save must wait for it, not slip inside.
+   */
+  outside<T>(fn: () => T): T {
+    return this.holding.exit(fn);
+  }
+
   async run<T>(fn: () => Promise<T>): Promise<T> {
     const h = this.holding.getStore();
     // Re-enter only from the chain that holds the lock now; a timer or `.then` registered under it

@@ -2,6 +2,7 @@
 // created, a container start and exit, the agent killed -9 and restarted (adopted objects, a
 // container that died meanwhile), and the deletes: every event once, in order, none lost.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { TestAgent } from '../helpers/agent.js';
 import { loopsOver, mountsUnder } from '../helpers/leaks.js';
@@ -221,6 +222,25 @@ describe('GET /events and /container/wait', () => {
     assert.equal(r.status, 404, r.text);
     assert.match(r.body.message, /deleted/);
     assert.equal((await ctx.agent.get('/container/wait?name=nobody')).status, 404);
+  });
+
+  it('what vanished while the agent was down is a vanished event (and what stood on it deleted)', async () => {
+    const m = await ctx.agent.post('/mount', imageStack(ctx.image));
+    assert.equal(m.status, 201, m.text);
+    const lower = m.body.overlay.lower[0];
+    const last = (await ctx.agent.get('/info')).body.events.last_seq;
+    await ctx.agent.kill9();
+    execFileSync('umount', [m.body.mountpoint]); // the overlay, by hand
+    ctx.agent = await new TestAgent(ctx.runDir).start();
+    const evs = (await ctx.agent.get(`/events?stream=false&since=${last}`)).text.trim().split('\n').map((l) => JSON.parse(l) as Ev);
+    const v = evs.filter((e) => e.action === 'vanished').map(brief);
+    assert.deepEqual(v, [`mount ${m.body.id} vanished`]);
+    assertInOrder(evs);
+    // What it defined goes with it: deleted after the vanished one.
+    const at = evs.findIndex((e) => e.action === 'vanished');
+    assert.deepEqual(evs.slice(at + 1).filter((e) => e.action === 'deleted').map(brief), [`mount ${lower.id} deleted`, `attach ${lower.attach.attach.id} deleted`]);
+    assert.deepEqual(mountsUnder(ctx.runDir), []);
+    assert.deepEqual(loopsOver(ctx.image), []);
   });
 
   it('a graceful restart continues the numbers without a gap; followers do not hold the stop', async () => {

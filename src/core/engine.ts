@@ -429,6 +429,7 @@ export class Engine {
   /** After `rec` is gone: delete the children it defined, unless someone else still uses them. */
   private async release(rec: AnyRec): Promise<void> {
     const errors: string[] = [];
+    const kinds = new Set<string>();
     for (const h of rec.holds) {
       const child = this.store.find(h.type, h.id);
       if (!child || child.owner === 'user' || !sameRef(child.owner, refOf(rec))) continue;
@@ -440,11 +441,15 @@ export class Engine {
         await this.removeLocked(h, false, '');
       } catch (err) {
         child.owner = 'user';
-        errors.push(`${describeRec(child)}: ${toAgentError(err).message}`);
+        const e = toAgentError(err);
+        kinds.add(e.kind);
+        errors.push(`${describeRec(child)}: ${e.message}`);
       }
     }
     if (errors.length) {
-      throw new AgentError('INTERNAL', `${describeRec(rec)} was deleted, but what it defined could not all be torn down (kept as top-level objects): ${errors.join('; ')}`);
+      // A reason the agent can name (a child still in use, say) is that reason's kind, not a fault.
+      const kind = kinds.size === 1 && !kinds.has('INTERNAL') ? ([...kinds][0] as AgentError['kind']) : 'INTERNAL';
+      throw new AgentError(kind, `${describeRec(rec)} was deleted, but what it defined could not all be torn down (kept as top-level objects): ${errors.join('; ')}`);
     }
   }
 

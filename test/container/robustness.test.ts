@@ -72,7 +72,8 @@ describe('a run-dir that fills up', () => {
     // The supervisor could not write its status file either: the end is known, its code is not.
     assert.equal(ended.state, 'dead');
     assert.match(ended.error, /exit status is unknown/);
-    assert.match(agent.output, /ENOSPC|no space left/i, 'the failed save is in the agent log');
+    // The agent's log is written asynchronously: wait for the line rather than race it.
+    await waitFor('the failed save in the agent log', async () => (/ENOSPC|is full/i.test(agent.output) ? true : undefined), 5000);
     assert.equal(agent.proc.exitCode, null, 'the agent is still running');
     assert.equal((await agent.get('/container')).status, 200);
     // Space back: deleting works and is saved.

@@ -144,7 +144,11 @@ export function createApp(services: Services, opts: AppOptions): express.Express
   app.use(express.json({ limit: BODY_LIMIT, strict: true }));
   app.use(tooDeep);
   app.use(normalizeBody);
-  if (opts.validateRequests !== false) app.use(new SpecValidator(opts.spec.doc, { base: BASE, responses: opts.validateResponses === true }).middleware);
+  if (opts.validateRequests !== false) {
+    const validator = new SpecValidator(opts.spec.doc, { base: BASE, responses: opts.validateResponses === true });
+    validator.warm();
+    app.use(validator.middleware);
+  }
   const routes = express.Router();
   // First: /container/wait must win over v0.1's /container/{id}.
   routes.use(opsRoutes(services, { events: services.engine.events, metrics, runDir: opts.runDir ?? '', startedAt: new Date() }));

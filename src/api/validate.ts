@@ -40,22 +40,24 @@ interface Compiled {
   path: string;
   method: string;
   params: Param[];
-  query: ValidateFunction;
-  pathParams: ValidateFunction;
-  body?: ValidateFunction;
+  query: LazyCheck;
+  pathParams: LazyCheck;
+  body?: LazyCheck;
   bodyRequired: boolean;
-  responses: Map<string, ValidateFunction>;
+  responses: Map<string, LazyCheck>;
 }
 
-/** A check compiled on its first use: start-up compiles nothing; each operation pays once. */
-function lazy(ajv: () => Ajv, schema: Schema): ValidateFunction {
+/** A check compiled on its first use (or by warm()): start-up compiles nothing. */
+type LazyCheck = ValidateFunction & { compile(): void };
+function lazy(ajv: () => Ajv, schema: Schema): LazyCheck {
   let fn: ValidateFunction | undefined;
   const check = ((data: unknown) => {
     fn ??= ajv().compile(schema);
     const ok = fn(data) as boolean;
     check.errors = fn.errors;
     return ok;
-  }) as ValidateFunction;
+  }) as LazyCheck;
+  check.compile = () => void (fn ??= ajv().compile(schema));
   return check;
 }
 
@@ -124,7 +126,7 @@ export class SpecValidator {
           };
         };
         const bodySchema = op.requestBody?.content?.['application/json']?.schema;
-        const responses = new Map<string, ValidateFunction>();
+        const responses = new Map<string, LazyCheck>();
         if (resAjv) {
           for (const [code, r] of Object.entries(op.responses ?? {})) {
             const s = r.content?.['application/json']?.schema;
@@ -162,6 +164,21 @@ export class SpecValidator {
       return v as Param;
     }
     return p;
+  }
+
+  /**
+   * Compile every check in the background, one at a time between requests, so the first request
+   * of each operation does not pay for it (an orchestrator's first create, say).
+   */
+  warm(): void {
+    const checks = [...this.routes.values()].flat().flatMap((r) => [...r.ops.values()]).flatMap((op) => [op.body, op.query, op.pathParams, ...op.responses.values()]).filter((c): c is LazyCheck => c !== undefined);
+    const next = () => {
+      const c = checks.shift();
+      if (!c) return;
+      c.compile();
+      setImmediate(next).unref();
+    };
+    setImmediate(next).unref();
   }
 
   /** The route of a request path (without the base) and its path parameters. */

@@ -181,7 +181,12 @@ describe('container confinement and limits', () => {
       assert.equal(end.state, 'dead');
       assert.match(end.error, /^out of memory: the OOM killer killed \d+ process/);
       assert.equal(end.exit_code, 137);
-      const log = readFileSync(end.logfile, 'utf8');
+      // The log line follows the state change by a moment: wait for it.
+      let log = readFileSync(end.logfile, 'utf8');
+      for (let i = 0; i < 50 && !/container\(\d+\): container dead/.test(log); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        log = readFileSync(end.logfile, 'utf8');
+      }
       assert.match(log, /container\(\d+\): out of memory: the OOM killer killed/);
       assert.doesNotMatch(log, /^survived$/m);
       assert.equal((await get(bystander.id)).state, 'running');

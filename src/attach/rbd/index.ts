@@ -51,16 +51,19 @@ export const rbdDriver: AttachDriver<RbdSpec> = {
   },
 
   async adopt(spec, attached, ctx) {
-    switch (modeOf(attached)) {
-      case 'krbd':
-        return krbdAdopt(resolveSpec(unkeyed(spec)), attached);
-      case 'nbd':
-        return nbdAdopt(resolveSpec(unkeyed(spec)), attached);
-      case 'fuse':
-        return fuseAdopt(attached, ctx);
-      default:
-        return null;
-    }
+    const a = await (async () => {
+      switch (modeOf(attached)) {
+        case 'krbd':
+          return krbdAdopt(resolveSpec(unkeyed(spec)), attached);
+        case 'nbd':
+          return nbdAdopt(resolveSpec(unkeyed(spec)), attached);
+        case 'fuse':
+          return fuseAdopt(attached, ctx);
+        default:
+          return null;
+      }
+    })();
+    return a && { ...a, readonly: a.state.readonly === true };
   },
 
   describe(_spec, attached) {

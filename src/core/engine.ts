@@ -261,6 +261,9 @@ export class Engine {
     }
     for (const slot of slots) {
       const given = body[slot.field];
+      if (given === undefined || given === null || (slot.many && !Array.isArray(given))) {
+        throw invalid(`${where}.${kind}.${slot.field}: ${slot.many ? 'a list of references or definitions' : 'a reference or a definition'} is needed`);
+      }
       const list = slot.many ? (given as unknown[]) : [given];
       const recs: Array<AttachRec | MountRec> = [];
       for (const [i, child] of list.entries()) {
@@ -492,6 +495,9 @@ export class Engine {
       for (const rec of gone) {
         if (!this.store.find(rec.type, rec.id)) continue;
         this.ctx.log.warn({ object: describeRec(rec) }, 'vanished while the agent was down: dropped');
+        // Everything that stood on it goes too: name each one, not only what vanished.
+        const above = (r: Ref): AnyRec[] => this.store.holders(r).flatMap((u) => [u, ...above(refOf(u))]);
+        for (const u of new Set(above(refOf(rec)))) this.ctx.log.warn({ object: describeRec(u), stood_on: describeRec(rec) }, 'torn down: what it stood on vanished');
         for (const u of this.store.holders(refOf(rec))) {
           await this.removeLocked(refOf(u), true, '').catch((err) => this.ctx.log.error({ err, object: describeRec(u) }, 'cannot tear down'));
         }

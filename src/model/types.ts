@@ -23,3 +23,5 @@ export type Namespace = S['container_namespace'];
 export type ErrorBody = S['error'];
 export type AttachKind = NonNullable<AttachSpec['kind']>;
 export type MountKind = NonNullable<MountSpec['kind']>;
+/** What GET /version reports of this kernel and host. */
+export type KernelFeatures = S['version']['features'];

@@ -2,19 +2,11 @@
 // overlayfs, the cgroup layout and the namespaces. Read from /sys, /proc and /dev only.
 import { readdir, readFile } from 'node:fs/promises';
 import { release } from 'node:os';
+import type { KernelFeatures } from '../model/types.js';
 import { cgroupLayout } from './cgroups.js';
 import { exists } from './fs.js';
 
-export interface KernelFeatures {
-  kernel: string;
-  krbd: boolean;
-  nbd: boolean;
-  fuse: boolean;
-  overlay: boolean;
-  squashfs: boolean;
-  cgroup: 'v2' | 'hybrid' | 'v1';
-  namespaces: string[];
-}
+export type { KernelFeatures };
 
 export async function kernelFeatures(): Promise<KernelFeatures> {
   const filesystems = await readFile('/proc/filesystems', 'utf8').catch(() => '');

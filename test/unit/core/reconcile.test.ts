@@ -62,7 +62,7 @@ describe('core: reconcile after a restart', () => {
 
   it(
     'logs each object it tears down because what it stood on vanished',
-    { todo: 'only the vanished object is logged; the users removeLocked tears down with it are not named in any log line' },
+    {},
     async () => {
       await population();
       h.world.vanished.add('a');

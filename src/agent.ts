@@ -15,6 +15,7 @@ import { ContainerManager } from './container/lifecycle.js';
 import { Engine, secretFieldsOf } from './core/engine.js';
 import { mountAliases, mountDrivers } from './mount/registry.js';
 import { Store } from './store/store.js';
+import { removeAgentGroup } from './sys/cgroups.js';
 import { NetGuard } from './sys/netguard.js';
 
 export interface Agent {
@@ -165,6 +166,7 @@ export async function startAgent(cfg: Config, log: Logger, spec: LoadedSpec): Pr
       await engine.update(() => {}); // after what is in flight, and saved
       engine.events.close();
       containers.close();
+      await removeAgentGroup(cfg.run_dir); // if no container is left in it; then the guard goes too
       await guard.close();
       if (cfg.scheme.includes('unix')) await unlink(cfg.socket_path).catch(() => {});
       await rm(lockFile, { force: true });

@@ -253,8 +253,16 @@ export async function removeCgroups(dirs: string[]): Promise<void> {
         }
       }
     }
-    await rmdir(join(top, '..')).catch(() => {}); // the agent's group, once no container is left in it
   }
+  // The agent's own group stays while it runs, even empty: the network guard's rule names it, and
+  // a new group would cost an nft run on the next start (removeAgentGroup, at the agent's stop).
+}
+
+/** At the agent's stop: its parent group in every hierarchy, if no container is left in it. */
+export async function removeAgentGroup(runDir: string): Promise<void> {
+  const l = await cgroupLayout();
+  const roots = [...(l.v2 ? [l.v2] : []), ...l.v1, ...(l.mode === 'v2' ? [] : Object.values(V1_NAME).map((n) => join(ROOT, n)))];
+  for (const r of new Set(roots)) await rmdir(join(r, groupName(runDir))).catch(() => {});
 }
 
 /** The container groups of one agent instance that exist, by container id: `id` → its directories. */

@@ -2,7 +2,7 @@
 // namespaces and a cgroup of their own.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { groupName } from '../../src/sys/cgroups.js';
 import { TestAgent } from '../helpers/agent.js';
@@ -12,12 +12,16 @@ import { agentSuite, imageStack } from '../helpers/suite.js';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const nsenter = (pid: number, ...cmd: string[]) => execFileSync('nsenter', ['-t', String(pid), '-a', ...cmd], { encoding: 'utf8', timeout: 10_000 });
 
-/** The agent's cgroups (named after its run-dir) that still exist; none may outlive their container. */
+/**
+ * The containers' cgroups of this agent (under its group, named after its run-dir) that still
+ * exist; none may outlive its container. (The agent's own group stays while it runs.)
+ */
 function cgroupsOf(runDir: string): string[] {
   const name = groupName(runDir);
-  return ['/sys/fs/cgroup/unified', '/sys/fs/cgroup', '/sys/fs/cgroup/pids', '/sys/fs/cgroup/freezer']
+  return ['/sys/fs/cgroup/unified', '/sys/fs/cgroup', '/sys/fs/cgroup/pids', '/sys/fs/cgroup/freezer', '/sys/fs/cgroup/memory', '/sys/fs/cgroup/cpu']
     .map((root) => `${root}/${name}`)
-    .filter((d) => existsSync(d));
+    .filter((d) => existsSync(d))
+    .flatMap((d) => readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => `${d}/${e.name}`));
 }
 
 describe('containers', () => {

@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeAtomic } from '../src/sys/fs.js';
 import { launchDetached } from '../src/sys/detached.js';
-import { createCgroups, killCgroups, removeCgroups } from '../src/sys/cgroups.js';
+import { createCgroups, killCgroups, removeAgentGroup, removeCgroups } from '../src/sys/cgroups.js';
 import { runBench, type Bench } from './lib/bench.js';
 import { checkInterrupted, envNum, f2, HELPER, median, now, quantile, resultLine } from './lib/common.js';
 import { CRUN_CGROUP as CGMODE } from './lib/crun.js';
@@ -165,6 +165,7 @@ async function helperFromNode(
   if (cgroups.length) {
     await killCgroups(cgroups);
     await removeCgroups(cgroups);
+    await removeAgentGroup(runDir); // the agent keeps its group while it runs; this is not the agent
   }
   rmSync(dir, { recursive: true, force: true });
   rmSync(join(runDir, 'logs', `${id}.log`), { force: true });

@@ -1,5 +1,6 @@
 #include "utils.h"
 
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -101,47 +102,37 @@ ia_write_file_atomic (const char *path, const char *data, struct ia_error **err)
 void
 ia_close_fds_except2 (int keep, int also)
 {
+  /* The fds to keep, ascending; below 3 (stdio) or twice the same counts once or not at all. */
   int lo = keep < also ? keep : also, hi = keep < also ? also : keep;
+  int kept[2], n = 0;
+  if (lo >= 3)
+    kept[n++] = lo;
+  if (hi >= 3 && hi != lo)
+    kept[n++] = hi;
 
-  if (lo < 3 || lo == hi)
+  bool ok = true;
+  unsigned from = 3;
+  for (int i = 0; i < n && ok; i++)
     {
-      ia_close_fds_except (hi);
-      return;
+      if ((unsigned) kept[i] > from)
+        ok = close_range (from, (unsigned) kept[i] - 1, 0) == 0;
+      from = (unsigned) kept[i] + 1;
     }
-  if ((lo == 3 || close_range (3, (unsigned) lo - 1, 0) == 0) && (hi == lo + 1 || close_range ((unsigned) lo + 1, (unsigned) hi - 1, 0) == 0)
-      && close_range ((unsigned) hi + 1, ~0U, 0) == 0)
+  if (ok && close_range (from, ~0U, 0) == 0)
     return;
-  {
-    struct rlimit rl;
-    int max = 1024;
-    if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < INT_MAX)
-      max = (int) rl.rlim_cur;
-    for (int fd = 3; fd < max; fd++)
-      if (fd != lo && fd != hi)
-        close (fd);
-  }
+
+  /* No close_range(2): the slow way. */
+  struct rlimit rl;
+  int max = 1024;
+  if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < INT_MAX)
+    max = (int) rl.rlim_cur;
+  for (int fd = 3; fd < max; fd++)
+    if (fd != keep && fd != also)
+      close (fd);
 }
 
 void
 ia_close_fds_except (int keep)
 {
-  if (keep < 3)
-    {
-      if (close_range (3, ~0U, 0) == 0)
-        return;
-    }
-  else if ((keep == 3 || close_range (3, (unsigned) keep - 1, 0) == 0)
-           && close_range ((unsigned) keep + 1, ~0U, 0) == 0)
-    return;
-
-  /* No close_range(2): the slow way. */
-  {
-    struct rlimit rl;
-    int max = 1024;
-    if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < INT_MAX)
-      max = (int) rl.rlim_cur;
-    for (int fd = 3; fd < max; fd++)
-      if (fd != keep)
-        close (fd);
-  }
+  ia_close_fds_except2 (keep, keep);
 }

@@ -4,22 +4,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, describe, it } from 'node:test';
+import type { AgentEvent } from '../../src/core/events.js';
 import { TestAgent } from '../helpers/agent.js';
 import { loopsOver, mountsUnder } from '../helpers/leaks.js';
 import { agentSuite, imageStack } from '../helpers/suite.js';
 
-interface Ev {
-  seq: number;
-  time: string;
-  type: string;
-  action: string;
-  id: number;
-  kind?: string;
-  name?: string;
-  state?: string;
-  old_state?: string;
-  exit_code?: number | null;
-}
+/** An event as the stream carries it (its type comes from the core, not written twice). */
+type Ev = AgentEvent;
 
 /** A client following /events: the events it got so far, and a way to wait for more. */
 class Follower {

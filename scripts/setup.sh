@@ -26,3 +26,7 @@ if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ]
   npm ci --no-audit --no-fund --loglevel=error
 fi
 npm run --silent build
+# The test-only native programs (C unit tests, the syscall probe the confinement tests run).
+if [ "${1:-}" = "--tests" ]; then
+  make -s -C native test-build
+fi

@@ -38,6 +38,24 @@ export function secretFieldsOf(drivers: Drivers): Set<string> {
   return new Set([...Object.values(drivers.attach), ...Object.values(drivers.mount)].flatMap((d) => d.secretFields ?? []));
 }
 
+
+/** A child the delete could not tear down, kept as a top-level object, and why. */
+interface KeptChild {
+  kind: AgentError['kind'];
+  what: string;
+}
+
+/** An object was deleted, but some of what it defined (at any depth) had to be kept. */
+class PartlyReleased extends AgentError {
+  readonly kept: KeptChild[];
+  constructor(rec: AnyRec, kept: KeptChild[]) {
+    // A reason the agent can name (a child still in use, say) is that reason's kind, not a fault.
+    const kinds = new Set(kept.map((k) => k.kind));
+    const kind = kinds.size === 1 && !kinds.has('INTERNAL') ? [...kinds][0]! : 'INTERNAL';
+    super(kind, `${describeRec(rec)} was deleted, but what it defined could not all be torn down (kept as top-level objects): ${kept.map((k) => k.what).join('; ')}`);
+    this.kept = kept;
+  }
+}
 function at(where: string, err: unknown): AgentError {
   return toAgentError(err).within(where);
 }
@@ -431,8 +449,7 @@ export class Engine {
 
   /** After `rec` is gone: delete the children it defined, unless someone else still uses them. */
   private async release(rec: AnyRec): Promise<void> {
-    const errors: string[] = [];
-    const kinds = new Set<string>();
+    const kept: KeptChild[] = [];
     for (const h of rec.holds) {
       const child = this.store.find(h.type, h.id);
       if (!child || child.owner === 'user' || !sameRef(child.owner, refOf(rec))) continue;
@@ -443,17 +460,17 @@ export class Engine {
       try {
         await this.removeLocked(h, false, '');
       } catch (err) {
+        // The child itself went, only some of its own children stayed: those are what was kept.
+        if (err instanceof PartlyReleased) {
+          kept.push(...err.kept);
+          continue;
+        }
         child.owner = 'user';
         const e = toAgentError(err);
-        kinds.add(e.kind);
-        errors.push(`${describeRec(child)}: ${e.message}`);
+        kept.push({ kind: e.kind, what: `${describeRec(child)}: ${e.message}` });
       }
     }
-    if (errors.length) {
-      // A reason the agent can name (a child still in use, say) is that reason's kind, not a fault.
-      const kind = kinds.size === 1 && !kinds.has('INTERNAL') ? ([...kinds][0] as AgentError['kind']) : 'INTERNAL';
-      throw new AgentError(kind, `${describeRec(rec)} was deleted, but what it defined could not all be torn down (kept as top-level objects): ${errors.join('; ')}`);
-    }
+    if (kept.length) throw new PartlyReleased(rec, kept);
   }
 
   // ------------------------------------------------------------------ restart

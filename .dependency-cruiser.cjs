@@ -1,8 +1,8 @@
 // The layer rule, enforced in CI (`npm run lint`): imports point down only.
-//   util ← model ← sys ← drivers (attach, mount) ← store ← core ← container ← api ← the agent (src/*.ts)
+//   util ← model ← sys ← image (fetch, verify, cache) ← drivers (attach, mount) ← store ← core ← container ← api ← the agent (src/*.ts)
 // A layer may import any layer below it, never one above; the two driver folders never import
 // each other (the core hands a driver what it needs of another kind).
-const layers = ['util', 'model', 'sys', 'attach|mount', 'store', 'core', 'container', 'api'];
+const layers = ['util', 'model', 'sys', 'image', 'attach|mount', 'store', 'core', 'container', 'api'];
 const dir = (l) => `^src/(${l})/`;
 const forbidden = [];
 layers.forEach((layer, i) => {

@@ -10,6 +10,7 @@ export const ERROR_KINDS = [
   'FAILED_PRECONDITION', // not in a state that allows this (a stopping container, say)
   'UNSUPPORTED', // a kind this build or kernel cannot do
   'TIMEOUT', // a tool or a peer did not answer in time
+  'UPSTREAM', // a server the agent fetches from answered wrongly (an image server's 404 or 5xx, a bad checksum)
   'INSUFFICIENT_STORAGE', // the run-dir (or another filesystem the agent writes to) is full
   'INTERNAL', // a genuine fault of the node or the agent
 ] as const;
@@ -40,6 +41,8 @@ export const inUse = (msg: string) => new AgentError('IN_USE', msg);
 export const wrongState = (msg: string) => new AgentError('FAILED_PRECONDITION', msg);
 export const unsupported = (msg: string) => new AgentError('UNSUPPORTED', msg);
 export const internal = (msg: string, cause?: unknown) => new AgentError('INTERNAL', msg, { cause });
+export const upstream = (msg: string, cause?: unknown) => new AgentError('UPSTREAM', msg, { cause });
+export const timeout = (msg: string, cause?: unknown) => new AgentError('TIMEOUT', msg, { cause });
 export const noSpace = (msg: string, cause?: unknown) => new AgentError('INSUFFICIENT_STORAGE', msg, { cause });
 
 /** A full filesystem (or quota): the request could not be recorded, nothing is wrong with it. */

@@ -1,5 +1,5 @@
 // Wiring: the store, drivers, engine, container manager and HTTP listeners of one agent.
-import { chmod, mkdir, open, readFile, rm, unlink } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, realpath, rm, unlink } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createServer as createHttpsServer } from 'node:https';
@@ -59,6 +59,9 @@ async function lockRunDir(runDir: string): Promise<string> {
 
 export async function startAgent(cfg: Config, log: Logger, spec: LoadedSpec): Promise<Agent> {
   await mkdir(cfg.run_dir, { recursive: true, mode: 0o700 });
+  // The run-dir by its real path: the kernel names mountpoints so (/proc/self/mountinfo), and a
+  // restart finds its mounts only under that name (the default /var/run is a link to /run).
+  cfg = { ...cfg, run_dir: await realpath(cfg.run_dir) };
   const lockFile = await lockRunDir(cfg.run_dir);
   const drivers = { attach: attachDrivers, mount: mountDrivers, mountAliases };
   const store = new Store(cfg.run_dir, { secretFields: secretFieldsOf(drivers) });

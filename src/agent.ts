@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createApp, guardServer } from './api/app.js';
 import type { LoadedSpec } from './api/spec.js';
+import { loadChecks } from './api/validate.js';
 import { Views } from './api/views.js';
 import { attachDrivers } from './attach/registry.js';
 import type { Config } from './config.js';
@@ -57,7 +58,7 @@ async function lockRunDir(runDir: string): Promise<string> {
   throw new Error(`cannot lock the run-dir ${runDir}`);
 }
 
-export async function startAgent(cfg: Config, log: Logger, spec: LoadedSpec): Promise<Agent> {
+export async function startAgent(cfg: Config, log: Logger, spec?: LoadedSpec): Promise<Agent> {
   await mkdir(cfg.run_dir, { recursive: true, mode: 0o700 });
   // The run-dir by its real path: the kernel names mountpoints so (/proc/self/mountinfo), and a
   // restart finds its mounts only under that name (the default /var/run is a link to /run).
@@ -103,7 +104,8 @@ export async function startAgent(cfg: Config, log: Logger, spec: LoadedSpec): Pr
   });
   log.info({ attachments: store.list('attach').length, mounts: store.list('mount').length, containers: store.list('container').length }, 'state loaded');
 
-  const app = createApp({ store, engine, views, containers }, { log, spec, validateResponses: cfg.validate_responses, validateRequests: cfg.validate_requests, runDir: cfg.run_dir });
+  const checks = await loadChecks({ responses: cfg.validate_responses, log });
+  const app = createApp({ store, engine, views, containers }, { log, spec, checks, validateRequests: cfg.validate_requests, runDir: cfg.run_dir });
   const servers: Server[] = [];
   const addresses: string[] = [];
   const listen = (srv: Server, ...args: unknown[]) =>

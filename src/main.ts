@@ -2,7 +2,6 @@
 import { pino } from 'pino';
 import { startAgent } from './agent.js';
 import { agentVersion, loadConfig, USAGE } from './config.js';
-import { loadSpec } from './api/spec.js';
 import { sdNotify } from './sys/notify.js';
 
 async function main(): Promise<void> {
@@ -26,7 +25,6 @@ async function main(): Promise<void> {
   // containers this agent supervises rather than exit and leave them unwatched.
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled failure in the background'));
   if (process.getuid?.() !== 0) log.warn('not running as root: attaching and mounting will fail');
-  const spec = loadSpec();
   // Until it listens, nothing keeps the event loop alive but the start-up itself: a wait that only
   // an unref'd timer could end would empty it and exit 0, silently, with the work half-done (and
   // a Restart=on-failure unit would not restart it). Hold it open, and never exit 0 unasked.
@@ -38,7 +36,7 @@ async function main(): Promise<void> {
     process.exit(1);
   });
   // The handlers come first: a SIGTERM during the start (or just after "listening") is a stop, not death.
-  const starting = startAgent(cfg, log, spec);
+  const starting = startAgent(cfg, log);
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;

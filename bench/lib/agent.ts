@@ -69,6 +69,27 @@ export function request(host: string, port: number, agent: http.Agent | false, m
 }
 
 /**
+ * One request whose answer is only read, not parsed: resolves when its last byte is in (timings
+ * of the server, not of our JSON.parse). `text` only for an answer other than 200.
+ */
+export function requestRaw(host: string, port: number, agent: http.Agent | false, method: string, path: string): Promise<{ status: number; bytes: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const r = http.request({ host, port, method, path, agent }, (res) => {
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      res.on('data', (c: Buffer) => {
+        bytes += c.length;
+        if (res.statusCode !== 200) chunks.push(c);
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes, text: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    r.on('error', reject);
+    r.end();
+  });
+}
+
+/**
  * Spawn `argv` and poll 127.0.0.1:`port` until it answers an HTTP request (any status);
  * returns the milliseconds from just before the spawn to the answer.
  */
@@ -191,6 +212,11 @@ export class Agent {
 
   req(method: string, path: string, body?: unknown): Promise<Reply> {
     return request(this.host, this.port, this.keepAlive, method, path, body);
+  }
+
+  /** A request whose answer is read to its last byte but not parsed (see requestRaw). */
+  reqRaw(method: string, path: string): Promise<{ status: number; bytes: number; text: string }> {
+    return requestRaw(this.host, this.port, this.keepAlive, method, path);
   }
 
   async must(method: string, path: string, body: unknown, want: number): Promise<any> {

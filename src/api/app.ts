@@ -1,12 +1,12 @@
 // The express app: JSON body parsing, a request id and log line per request, the OpenAPI
-// validator on every request, Swagger UI, both base paths, and one error renderer.
+// validator on every request, Swagger UI, both base paths, and one error renderer. What only some
+// requests need (the spec document, Swagger UI) is loaded by the first of them, not at start.
 import type { Server } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import express from 'express';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
-import swaggerUi from 'swagger-ui-express';
 import { normalizeBody } from './body.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { createMetrics, routeOf } from './metrics.js';
@@ -14,8 +14,8 @@ import { genericV02Routes } from './routes/generic-v02.js';
 import { opsRoutes } from './routes/ops.js';
 import { typedV01Routes } from './routes/typed-v01.js';
 import type { Services } from './services.js';
-import type { LoadedSpec } from './spec.js';
-import { SpecValidator } from './validate.js';
+import { loadSpec, type LoadedSpec } from './spec.js';
+import { type Checks, SpecValidator } from './validate.js';
 
 export const BASE = '/imageapi/v1';
 const BODY_LIMIT = '1mb';
@@ -85,9 +85,10 @@ export function guardServer<S extends Server>(srv: S, log: Logger): S {
 
 export interface AppOptions {
   log: Logger;
-  spec: LoadedSpec;
-  /** Validate every response against the spec too (tests turn this on). */
-  validateResponses?: boolean;
+  /** The spec document (read from swagger.yaml at its first use when not given). */
+  spec?: LoadedSpec;
+  /** The spec's checks (validate.ts loadChecks; with response checks, answers are validated too: the tests). */
+  checks: Checks;
   /** Validate requests (default). Off only to measure the validator's cost: it guards every path. */
   validateRequests?: boolean;
   /** For GET /info. */
@@ -108,6 +109,8 @@ const requestLine = (req: import('node:http').IncomingMessage, res: import('node
 export function createApp(services: Services, opts: AppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  // No ETag: nothing asks for it, and it hashed every answer (a list at 1,000 objects is ~0.5 MB).
+  app.set('etag', false);
   app.set('query parser', 'simple');
   const metrics = createMetrics(services.store, services.engine.events);
   app.use(metrics.middleware);
@@ -133,22 +136,29 @@ export function createApp(services: Services, opts: AppOptions): express.Express
     }),
   );
 
-  const specJson = JSON.stringify(opts.spec.doc);
+  // The document is parsed (YAML, ~0.1 s) and Swagger UI loaded when first asked for.
+  let spec = opts.spec;
+  const specNow = () => (spec ??= loadSpec());
+  let specJson: string | undefined;
   for (const base of [BASE, '']) {
-    app.get(`${base}/swagger.yaml`, (_req, res) => void res.type('application/yaml').send(opts.spec.text));
-    app.get(`${base}/swagger.json`, (_req, res) => void res.type('application/json').send(specJson));
+    app.get(`${base}/swagger.yaml`, (_req, res) => void res.type('application/yaml').send(specNow().text));
+    app.get(`${base}/swagger.json`, (_req, res) => void res.type('application/json').send((specJson ??= JSON.stringify(specNow().doc))));
   }
-  app.use('/docs', swaggerUi.serve, swaggerUi.setup(opts.spec.doc));
+  let docs: Promise<express.RequestHandler> | undefined;
+  app.use('/docs', async (req, res, next) => {
+    docs ??= import('swagger-ui-express').then(({ default: ui }) => {
+      const r = express.Router();
+      r.use(ui.serve, ui.setup(specNow().doc));
+      return r;
+    });
+    (await docs)(req, res, next);
+  });
 
   app.use(announcedTooLarge);
   app.use(express.json({ limit: BODY_LIMIT, strict: true }));
   app.use(tooDeep);
   app.use(normalizeBody);
-  if (opts.validateRequests !== false) {
-    const validator = new SpecValidator(opts.spec.doc, { base: BASE, responses: opts.validateResponses === true });
-    validator.warm();
-    app.use(validator.middleware);
-  }
+  if (opts.validateRequests !== false) app.use(new SpecValidator({ base: BASE, checks: opts.checks }).middleware);
   const routes = express.Router();
   // First: /container/wait must win over v0.1's /container/{id}.
   routes.use(opsRoutes(services, { events: services.engine.events, metrics, runDir: opts.runDir ?? '', startedAt: new Date() }));

@@ -1,16 +1,26 @@
 // GET /metrics: Prometheus text format (prom-client), on a registry of this app's own: objects by
 // kind and state (read from the store when scraped), requests by route and status with latency
 // histograms, container starts and exits, attach/mount/start durations, failures by kind, events,
-// and the process metrics.
+// and the process metrics. prom-client is loaded by the first request or event (not at start: it
+// is ~0.05–0.1 s of loading); what happens until it is there is counted once it is.
 import type { NextFunction, Request, Response } from 'express';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { EventHub } from '../core/events.js';
+import type { Registry } from 'prom-client';
+import type { AgentEvent, EventHub } from '../core/events.js';
 import type { Store } from '../store/store.js';
 
 export interface Metrics {
-  registry: Registry;
+  /** The registry, prom-client loaded if it was not yet. */
+  registry(): Promise<Registry>;
   /** Count and time each request (by method, route template and status). */
   middleware(req: Request, res: Response, next: NextFunction): void;
+}
+
+interface Recorders {
+  registry: Registry;
+  request(labels: { method: string; route: string; status: string }, seconds: number): void;
+  event(e: AgentEvent): void;
+  measure(m: { op: string; kind: string; seconds: number }): void;
+  failure(f: { op: string; kind: string }): void;
 }
 
 /** The route template a request matched (`/container/:id`), or `unmatched` (never the raw URL: labels stay few). */
@@ -20,6 +30,41 @@ export function routeOf(req: Request): string {
 }
 
 export function createMetrics(store: Store, events: EventHub): Metrics {
+  let ready: Recorders | undefined;
+  let loading: Promise<Recorders> | undefined;
+  const early: Array<(r: Recorders) => void> = [];
+  const load = () =>
+    (loading ??= import('prom-client').then((prom) => {
+      ready = recorders(prom, store, events);
+      for (const f of early.splice(0)) f(ready);
+      return ready;
+    }));
+  /** Record now, or once prom-client is loaded (the first call starts loading it). */
+  const note = (f: (r: Recorders) => void) => {
+    if (ready) return f(ready);
+    early.push(f);
+    void load();
+  };
+  events.subscribe((e) => note((r) => r.event(e)));
+  events.onMeasure((m) => note((r) => r.measure(m)));
+  events.onFailure((f) => note((r) => r.failure(f)));
+
+  return {
+    registry: async () => (await load()).registry,
+    middleware(req, res, next) {
+      const t0 = process.hrtime.bigint();
+      res.on('finish', () => {
+        const labels = { method: req.method, route: routeOf(req), status: String(res.statusCode) };
+        const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+        note((r) => r.request(labels, seconds));
+      });
+      next();
+    },
+  };
+}
+
+function recorders(prom: typeof import('prom-client'), store: Store, events: EventHub): Recorders {
+  const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = prom;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'imageapi_' });
 
@@ -83,26 +128,22 @@ export function createMetrics(store: Store, events: EventHub): Metrics {
     },
   });
 
-  events.subscribe((e) => {
-    eventCount.inc({ type: e.type, action: e.action });
-    if (e.type === 'container' && e.action === 'state' && (e.state === 'exited' || e.state === 'dead')) exits.inc({ state: e.state });
-  });
-  events.onMeasure((m) => {
-    durations.observe({ op: m.op, kind: m.kind }, m.seconds);
-    if (m.op === 'container_start') starts.inc();
-  });
-  events.onFailure((f) => failures.inc({ op: f.op, kind: f.kind }));
-
   return {
     registry,
-    middleware(req, res, next) {
-      const t0 = process.hrtime.bigint();
-      res.on('finish', () => {
-        const labels = { method: req.method, route: routeOf(req), status: String(res.statusCode) };
-        requests.inc(labels);
-        latency.observe(labels, Number(process.hrtime.bigint() - t0) / 1e9);
-      });
-      next();
+    request(labels, seconds) {
+      requests.inc(labels);
+      latency.observe(labels, seconds);
+    },
+    event(e) {
+      eventCount.inc({ type: e.type, action: e.action });
+      if (e.type === 'container' && e.action === 'state' && (e.state === 'exited' || e.state === 'dead')) exits.inc({ state: e.state });
+    },
+    measure(m) {
+      durations.observe({ op: m.op, kind: m.kind }, m.seconds);
+      if (m.op === 'container_start') starts.inc();
+    },
+    failure(f) {
+      failures.inc({ op: f.op, kind: f.kind });
     },
   };
 }

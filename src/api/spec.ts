@@ -1,8 +1,8 @@
-// Loading swagger.yaml; checking it is a valid OpenAPI 3.0 document (the tests do, in CI).
+// Loading swagger.yaml (when its document is asked for: /swagger.json, /docs, tests); checking it
+// is a valid OpenAPI 3.0 document (the tests do, in CI).
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { parse } from 'yaml';
 
 const require = createRequire(import.meta.url);
 
@@ -29,6 +29,8 @@ export function loadSpec(): LoadedSpec {
   const text = readFileSync(specPath(), 'utf8');
   // The document is checked against the OpenAPI schema by the tests (test/unit/spec.test.ts),
   // not at every start: that check alone took 0.3 s of the agent's start-up.
+  // YAML is parsed only here: the agent's start needs none of it (validate.ts has the checks).
+  const { parse } = require('yaml') as typeof import('yaml');
   return { text, doc: parse(text) as Record<string, unknown> };
 }
 

@@ -1,27 +1,37 @@
-// Request (and, for tests, response) validation against swagger.yaml, compiled once per
-// operation at start: the route is found by a table lookup on its path segments, its query, path
-// parameters and body checked by ajv functions built from the spec, each compiled on its first use.
-// No per-request route regexes, no schema work after the first request of an operation. The spec stays the only source of the rules.
+// Request (and, for tests, response) validation against swagger.yaml. The checks are ajv code
+// generated from the spec at build time (scripts/gen-checks.mjs, `npm run gen` → checks.gen.ts):
+// the agent compiles no schema and parses no YAML at start. On a spec they were not generated
+// from (swagger.yaml edited, `npm run gen` not run yet) the agent generates them itself at start,
+// from the spec beside it, and says so. The route is found by a table lookup on its path
+// segments, its query, path parameters and body checked by the operation's own functions; no
+// per-request route regexes. The spec stays the only source of the rules.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { Logger } from 'pino';
+import * as generated from './checks.gen.js';
+import { specPath } from './spec.js';
 
 /** Where a client that took a wrong turn can read what exists. */
 const SEE_DOCS = 'see /docs (Swagger UI) or /imageapi/v1/swagger.yaml for the routes';
 export const noRouteMessage = (req: Request) => `no route ${req.method} ${req.path}: ${SEE_DOCS}`;
 
-const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'] as const;
-type Schema = Record<string, unknown>;
+interface ErrorObject {
+  keyword: string;
+  instancePath: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+/** A generated check: true when the data is valid, else its `errors` say why (ajv's shape). */
+export type Check = ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
+/** The response checks of each operation (`"GET /attach"`), by status code. */
+export type ResponseChecks = Record<string, Record<string, Check>>;
 
 interface Param {
   name: string;
-  in: 'query' | 'path';
+  in: string;
   required?: boolean;
-  schema?: Schema;
-}
-interface Operation {
-  parameters?: Param[];
-  requestBody?: { required?: boolean; content?: Record<string, { schema?: Schema }> };
-  responses?: Record<string, { content?: Record<string, { schema?: Schema }> }>;
 }
 
 /** A failed check, rendered by api/errors.ts like every other error (fields named by path). */
@@ -40,50 +50,57 @@ interface Compiled {
   path: string;
   method: string;
   params: Param[];
-  query: LazyCheck;
-  pathParams: LazyCheck;
-  body?: LazyCheck;
+  /** Names of the query parameters the operation has. */
+  known: ReadonlySet<string>;
+  query: Check;
+  pathParams: Check;
+  body?: Check;
   bodyRequired: boolean;
-  responses: Map<string, LazyCheck>;
+  responses?: Record<string, Check>;
 }
 
-/** A check compiled on its first use (or by warm()): start-up compiles nothing. */
-type LazyCheck = ValidateFunction & { compile(): void };
-function lazy(ajv: () => Ajv, schema: Schema): LazyCheck {
-  let fn: ValidateFunction | undefined;
-  const check = ((data: unknown) => {
-    fn ??= ajv().compile(schema);
-    const ok = fn(data) as boolean;
-    check.errors = fn.errors;
-    return ok;
-  }) as LazyCheck;
-  check.compile = () => void (fn ??= ajv().compile(schema));
-  return check;
+/** One operation of the spec and its checks, as checks.gen.ts lists them. */
+export interface Operation {
+  path: string;
+  method: string;
+  params: Param[];
+  query: Check;
+  pathParams: Check;
+  body?: Check;
+  bodyRequired: boolean;
 }
 
-/** `#/components/…` inside an operation means the spec document's components. */
-function rebase(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(rebase);
-  if (v === null || typeof v !== 'object') return v;
-  const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v)) out[k] = k === '$ref' && typeof x === 'string' && x.startsWith('#/') ? `spec${x}` : rebase(x);
-  return out;
+/** What the validator checks with: every operation, and (tests) the answers. */
+export interface Checks {
+  operations: readonly Operation[];
+  responses?: ResponseChecks;
 }
 
-function ajvFor(doc: Schema, requests: boolean, coerce: boolean): Ajv {
-  const ajv = new Ajv({ strict: false, allErrors: true, coerceTypes: coerce, formats: { int64: true, 'date-time': true } });
-  if (requests) {
-    // A read-only field (an id, a device file) may not be sent: the agent sets it.
-    ajv.removeKeyword('readOnly');
-    ajv.addKeyword({
-      keyword: 'readOnly',
-      schemaType: 'boolean',
-      error: { message: 'is read-only: the agent sets it' },
-      validate: (ro: boolean) => !ro,
-    });
+/** The generator, where the agent runs from a checkout (an installed package's checks are always its spec's). */
+const GENERATOR = fileURLToPath(new URL('../../../scripts/gen-checks.mjs', import.meta.url));
+
+const importText = (text: string) => import(`data:text/javascript;base64,${Buffer.from(text).toString('base64')}`);
+
+/**
+ * The checks of the swagger.yaml beside the agent: the generated ones when they were generated
+ * from it (the sha256 they carry), else generated now (a checkout whose spec was edited: slower
+ * start, and a warning). `responses`: also the response checks (tests).
+ */
+export async function loadChecks(opts: { responses?: boolean; log?: Logger } = {}): Promise<Checks> {
+  const file = specPath();
+  const text = readFileSync(file, 'utf8');
+  const sha = createHash('sha256').update(text).digest('hex');
+  if (sha === generated.SPEC_SHA256) {
+    const responses = opts.responses ? ((await import('./checks-responses.gen.js')).RESPONSES as ResponseChecks) : undefined;
+    return { operations: generated.OPERATIONS as readonly Operation[], responses };
   }
-  ajv.addSchema({ $id: 'spec', components: (doc as { components?: unknown }).components });
-  return ajv;
+  if (!existsSync(GENERATOR)) throw new Error(`${file} is not the spec the request checks were generated from, and ${GENERATOR} is missing: rebuild the package`);
+  opts.log?.warn({ spec: file }, 'swagger.yaml changed since its checks were generated (src/api/checks.gen.ts): generating them at start; run npm run gen');
+  const { generate } = (await import(pathToFileURL(GENERATOR).href)) as { generate: (t: string, o: { requireFrom: string }) => { main: string; responses: string } };
+  const out = generate(text, { requireFrom: import.meta.url });
+  const main = (await importText(out.main)) as { OPERATIONS: readonly Operation[] };
+  const responses = opts.responses ? ((await importText(out.responses)) as { RESPONSES: ResponseChecks }).RESPONSES : undefined;
+  return { operations: main.OPERATIONS, responses };
 }
 
 /** The issues of a failed ajv check, with the field's place (`/body/loopback/path`). */
@@ -99,51 +116,17 @@ export class SpecValidator {
   private readonly routes = new Map<number, Array<{ segs: string[]; ops: Map<string, Compiled> }>>();
   private readonly base: string;
 
-  constructor(doc: Schema, opts: { base: string; responses: boolean }) {
+  constructor(opts: { base: string; checks: Checks }) {
     this.base = opts.base;
-    const once = (make: () => Ajv) => {
-      let ajv: Ajv | undefined;
-      return () => (ajv ??= make());
-    };
-    const reqAjv = once(() => ajvFor(doc, true, false));
-    const queryAjv = once(() => ajvFor(doc, true, true));
-    const resAjv = opts.responses ? once(() => ajvFor(doc, false, false)) : null;
-    const paths = (doc.paths ?? {}) as Record<string, Record<string, unknown>>;
-    for (const [path, item] of Object.entries(paths)) {
-      const shared = (item.parameters ?? []) as Param[];
-      const ops = new Map<string, Compiled>();
-      for (const m of METHODS) {
-        const op = item[m] as Operation | undefined;
-        if (!op) continue;
-        const params = [...shared, ...(op.parameters ?? [])].map((p) => this.deref(doc, p));
-        const group = (where: 'query' | 'path') => {
-          const ps = params.filter((p) => p.in === where);
-          return {
-            type: 'object',
-            properties: Object.fromEntries(ps.map((p) => [p.name, rebase(p.schema ?? {})])),
-            required: ps.filter((p) => p.required).map((p) => p.name),
-            additionalProperties: where === 'path',
-          };
-        };
-        const bodySchema = op.requestBody?.content?.['application/json']?.schema;
-        const responses = new Map<string, LazyCheck>();
-        if (resAjv) {
-          for (const [code, r] of Object.entries(op.responses ?? {})) {
-            const s = r.content?.['application/json']?.schema;
-            if (s) responses.set(code, lazy(resAjv, rebase(s) as Schema));
-          }
-        }
-        ops.set(m.toUpperCase(), {
-          path,
-          method: m.toUpperCase(),
-          params,
-          query: lazy(queryAjv, group('query')),
-          pathParams: lazy(queryAjv, group('path')),
-          body: bodySchema ? lazy(reqAjv, rebase(bodySchema) as Schema) : undefined,
-          bodyRequired: op.requestBody?.required === true,
-          responses,
-        });
-      }
+    const byPath = new Map<string, Map<string, Compiled>>();
+    const responses = opts.checks.responses;
+    for (const o of opts.checks.operations) {
+      let ops = byPath.get(o.path);
+      if (!ops) byPath.set(o.path, (ops = new Map()));
+      const known = new Set(o.params.filter((p) => p.in === 'query').map((p) => p.name));
+      ops.set(o.method, { ...o, known, responses: responses?.[`${o.method} ${o.path}`] });
+    }
+    for (const [path, ops] of byPath) {
       const segs = path.split('/').filter(Boolean);
       const list = this.routes.get(segs.length) ?? [];
       list.push({ segs, ops });
@@ -154,31 +137,6 @@ export class SpecValidator {
       const rank = (s: string[]) => s.map((x) => (x.startsWith('{') ? '1' : '0')).join('');
       list.sort((a, b) => rank(a.segs).localeCompare(rank(b.segs)));
     }
-  }
-
-  private deref(doc: Schema, p: Param | { $ref: string }): Param {
-    if ('$ref' in p) {
-      const parts = p.$ref.replace(/^#\//, '').split('/');
-      let v: unknown = doc;
-      for (const k of parts) v = (v as Record<string, unknown>)[k];
-      return v as Param;
-    }
-    return p;
-  }
-
-  /**
-   * Compile every check in the background, one at a time between requests, so the first request
-   * of each operation does not pay for it (an orchestrator's first create, say).
-   */
-  warm(): void {
-    const checks = [...this.routes.values()].flat().flatMap((r) => [...r.ops.values()]).flatMap((op) => [op.body, op.query, op.pathParams, ...op.responses.values()]).filter((c): c is LazyCheck => c !== undefined);
-    const next = () => {
-      const c = checks.shift();
-      if (!c) return;
-      c.compile();
-      setImmediate(next).unref();
-    };
-    setImmediate(next).unref();
   }
 
   /** The route of a request path (without the base) and its path parameters. */
@@ -209,8 +167,7 @@ export class SpecValidator {
     const problems: Array<{ path: string; message: string }> = [];
     const query = { ...(req.query as Record<string, unknown>) };
     if (!op.query(query)) problems.push(...issues('query', op.query.errors));
-    const known = new Set(op.params.filter((p) => p.in === 'query').map((p) => p.name));
-    for (const k of Object.keys(req.query as object)) if (!known.has(k)) problems.push({ path: `/query/${k}`, message: `is not a parameter of ${op.method} ${op.path}` });
+    for (const k of Object.keys(req.query as object)) if (!op.known.has(k)) problems.push({ path: `/query/${k}`, message: `is not a parameter of ${op.method} ${op.path}` });
     const params = { ...found.params };
     if (!op.pathParams(params)) problems.push(...issues('path', op.pathParams.errors));
     if (op.body) {
@@ -222,15 +179,19 @@ export class SpecValidator {
       } else if (!op.body(req.body)) problems.push(...issues('body', op.body.errors));
     }
     if (problems.length) return next(new ValidationError(400, problems.map((p) => p.message).join('; '), problems));
-    if (op.responses.size) this.checkResponses(op, res);
+    if (op.responses) this.checkResponses(op, op.responses, res);
     next();
   };
 
-  /** Tests: an answer that breaks the spec becomes a 500 naming what is wrong. */
-  private checkResponses(op: Compiled, res: Response): void {
+  /**
+   * Tests: an answer that breaks the spec becomes a 500 naming what is wrong. Answers sent as
+   * ready JSON text (respond.ts) go through res.json too while this is on.
+   */
+  private checkResponses(op: Compiled, checks: Record<string, Check>, res: Response): void {
     const json = res.json.bind(res);
+    res.locals.checkedJson = true;
     res.json = (body: unknown) => {
-      const check = op.responses.get(String(res.statusCode)) ?? op.responses.get('default');
+      const check = checks[String(res.statusCode)] ?? checks.default;
       if (check && !check(body)) {
         const why = issues('response', check.errors).map((i) => `${i.path}: ${i.message}`).join('; ');
         res.status(500);

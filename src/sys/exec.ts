@@ -1,6 +1,5 @@
 // The one way this project runs an external tool: argv arrays (never a shell string), a timeout,
 // bounded output, and stderr kept for the error message.
-import { execa } from 'execa';
 import { AgentError, type ErrorKind } from '../model/errors.js';
 import { redactText as redact } from '../model/secrets.js';
 
@@ -21,11 +20,14 @@ export interface RunResult {
 }
 
 const MAX_BUFFER = 1024 * 1024;
+/** execa is loaded by the first run, not at the agent's start (it is ~0.1 s of loading). */
+let execaModule: Promise<typeof import('execa')> | undefined;
 
 
 /** Run `file args…`; resolve with trimmed stdout/stderr, reject with an AgentError naming the tool and its stderr. */
 export async function run(file: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   const secrets = opts.secrets ?? [];
+  const { execa } = await (execaModule ??= import('execa'));
   const res = await execa(file, args, {
     timeout: opts.timeoutMs ?? 30_000,
     maxBuffer: MAX_BUFFER,

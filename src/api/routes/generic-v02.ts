@@ -1,9 +1,10 @@
 // API v0.2, the generic routes (served under /imageapi/v1 and /): /attach, /mount, /container.
-// Thin: select, call the core or the container manager, render.
+// Thin: select, call the core or the container manager, render (GETs from the views' kept texts).
 import { Router } from 'express';
 import { invalid } from '../../model/errors.js';
 import type { AttachSpec, ContainerSpec, MountSpec, RequestedState } from '../../model/types.js';
 import { jsonBody } from '../body.js';
+import { sendJsonTexts } from '../respond.js';
 import type { Services } from '../services.js';
 import { q } from '../query.js';
 import { sendLog } from './log.js';
@@ -19,10 +20,10 @@ export function genericV02Routes(s: Services): Router {
 
   // Lookups by id (or name) answer 404 for an object that does not exist, as upstream does;
   // a kind or state filter that matches nothing is an empty list.
-  r.get('/attach', (req, res) => {
+  r.get('/attach', async (req, res) => {
     const { id, kind } = q(req);
     const list = id !== undefined ? [store.get('attach', id)] : store.list('attach');
-    res.json(list.filter((a) => !kind || a.kind === kind).map((a) => views.attach(a)));
+    await sendJsonTexts(res, views.texts(kind ? list.filter((a) => a.kind === kind) : list));
   });
   r.post('/attach', async (req, res) => {
     const spec = jsonBody<AttachSpec>(req);
@@ -37,10 +38,10 @@ export function genericV02Routes(s: Services): Router {
     res.json({ ...shown, refs: 0 });
   });
 
-  r.get('/mount', (req, res) => {
+  r.get('/mount', async (req, res) => {
     const { id, kind } = q(req);
     const list = id !== undefined ? [store.get('mount', id)] : store.list('mount');
-    res.json(list.filter((m) => !kind || m.kind === kind).map((m) => views.mount(m)));
+    await sendJsonTexts(res, views.texts(kind ? list.filter((m) => m.kind === kind) : list));
   });
   r.post('/mount', async (req, res) => {
     const spec = jsonBody<MountSpec>(req);
@@ -59,10 +60,10 @@ export function genericV02Routes(s: Services): Router {
     const { id, name } = q(req);
     await sendLog(containers.select({ id, name }), req, res, store);
   });
-  r.get('/container', (req, res) => {
+  r.get('/container', async (req, res) => {
     const { id, name, state } = q(req);
     const list = id !== undefined || name !== undefined ? [containers.select({ id, name })] : store.list('container');
-    res.json(list.filter((c) => !state || c.state === state).map((c) => views.container(c)));
+    await sendJsonTexts(res, views.texts(state ? list.filter((c) => c.state === state) : list));
   });
   r.post('/container', async (req, res) => {
     const rec = await containers.create(jsonBody<ContainerSpec>(req));

@@ -97,7 +97,8 @@ export function opsRoutes(s: Services, o: OpsOptions): Router {
   });
 
   r.get('/metrics', async (_req, res) => {
-    res.type(o.metrics.registry.contentType).send(await o.metrics.registry.metrics());
+    const registry = await o.metrics.registry();
+    res.type(registry.contentType).send(await registry.metrics());
   });
 
   r.get('/events', (req, res) => streamEvents(events, req, res));

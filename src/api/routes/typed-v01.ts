@@ -6,6 +6,7 @@ import { notFound } from '../../model/errors.js';
 import type { AttachSpec, MountOverlayV1, MountRbdV1, MountSpec, RbdV1, RequestedState } from '../../model/types.js';
 import type { AttachRec, MountRec } from '../../store/records.js';
 import { jsonBody } from '../body.js';
+import { sendJsonTexts } from '../respond.js';
 import type { Services } from '../services.js';
 
 export function typedV01Routes(s: Services): Router {
@@ -87,8 +88,8 @@ export function typedV01Routes(s: Services): Router {
   // --- containers (byname before {id}, which would otherwise take "byname" as an id)
   const setState = async (rec: ReturnType<typeof containers.select>, state: unknown) =>
     views.container(await containers.setState(rec, state as RequestedState));
-  r.get('/container/byname/:name', (req, res) => {
-    res.json(views.container(containers.select({ name: String(req.params.name) })));
+  r.get('/container/byname/:name', async (req, res) => {
+    await sendJsonTexts(res, [views.text(containers.select({ name: String(req.params.name) }))], true);
   });
   r.delete('/container/byname/:name', async (req, res) => {
     await containers.remove(containers.select({ name: String(req.params.name) }), true);
@@ -97,8 +98,8 @@ export function typedV01Routes(s: Services): Router {
   r.get('/container/byname/:name/:state', async (req, res) => {
     res.json(await setState(containers.select({ name: String(req.params.name) }), req.params.state));
   });
-  r.get('/container/:id', (req, res) => {
-    res.json(views.container(containers.select({ id: pid(req.params.id) })));
+  r.get('/container/:id', async (req, res) => {
+    await sendJsonTexts(res, [views.text(containers.select({ id: pid(req.params.id) }))], true);
   });
   r.delete('/container/:id', async (req, res) => {
     await containers.remove(containers.select({ id: pid(req.params.id) }), true);

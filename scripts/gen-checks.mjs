@@ -186,5 +186,5 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   }
   writeFileSync(OUT, out.main);
   writeFileSync(OUT_RESPONSES, out.responses);
-  process.stdout.write(`gen-checks: ${OUT} and ${OUT_RESPONSES} (swagger.yaml sha256 ${out.sha.slice(0, 12)}…)\n`);
+  process.stdout.write(`gen-checks: ${OUT} and ${OUT_RESPONSES} (swagger.yaml sha256 ${out.sha.slice(0, 12)}…; commit them with the spec)\n`);
 }

@@ -97,7 +97,7 @@ export class ContainerManager {
         stop_timeout: plan.stop_timeout,
         log_max_size: spec.log_max_size ?? this.logCap.max_size,
         log_max_files: spec.log_max_files ?? this.logCap.max_files,
-        log_timestamps: spec.log_timestamps === true,
+        log_timestamps: plan.log_timestamps,
         state: 'created',
         logfile: join(this.runDir, 'logs', `${id}-${Math.floor(created.getTime() / 1000)}.log`),
         pid: null,

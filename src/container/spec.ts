@@ -58,6 +58,8 @@ export interface ContainerPlan {
   limits: Limits;
   /** The user namespace wants an automatic range (the lifecycle picks a free slot). */
   autoUserns: boolean;
+  /** Output lines stamped with their time and stream (default; `log_timestamps: false` writes them as they come). */
+  log_timestamps: boolean;
 }
 
 function capName(raw: string, field: string): string {
@@ -174,5 +176,6 @@ export function planContainer(spec: ContainerSpec): ContainerPlan {
     confine,
     limits,
     autoUserns,
+    log_timestamps: spec.log_timestamps ?? true,
   };
 }

@@ -1128,7 +1128,9 @@ export interface components {
             /**
              * @description Output lines carry a timestamp and their stream, `YYYY/MM/DD HH:MM:SS.uuuuuu stdout: TEXT`
              *     (local time, like the agent's and init's lines), so that GET /container/log can filter
-             *     them by `stream` and `since`. Off by default: the output is written as it comes.
+             *     them by `stream` and `since`. On by default; `false`: the output is written as it comes.
+             *     A container made by an agent older than this default has it off (it keeps the form
+             *     its log had).
              */
             log_timestamps?: boolean;
             readonly logfile?: string;
@@ -1987,8 +1989,8 @@ export interface operations {
                 /** @description Keep streaming new lines while the container may still write. */
                 follow?: boolean;
                 /**
-                 * @description Only the lines of one stream: `stdout` or `stderr` (stamped output, with
-                 *     `log_timestamps`), `init` (the helper's lines) or `agent` (the agent's lines).
+                 * @description Only the lines of one stream: `stdout` or `stderr` (stamped output: `log_timestamps`,
+                 *     the default), `init` (the helper's lines) or `agent` (the agent's lines).
                  */
                 stream?: "stdout" | "stderr" | "init" | "agent";
                 /** @description Only lines stamped at or after this time (RFC 3339, or unix seconds); unstamped output lines count as of the line before them. */
@@ -2012,7 +2014,7 @@ export interface operations {
                      *     2026/12/02 06:03:57 init: making all mounts private
                      *     2026/12/02 06:03:57 init: mounting /proc
                      *     2026/12/02 06:03:57 init: executing init /bin/sh
-                     *     serving
+                     *     2026/12/02 06:03:57.418902 stdout: serving
                      *     2026/12/02 06:04:12 container(1): stopping container
                      *     2026/12/02 06:04:12 container(1): container exited (exit code 0)
                      */

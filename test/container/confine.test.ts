@@ -14,6 +14,7 @@ import { ALL_CAPS, DEFAULT_CAPS } from '../../src/container/spec.js';
 import { groupName } from '../../src/sys/cgroups.js';
 import { ROOT, TestAgent } from '../helpers/agent.js';
 import { loopsOver, mountsUnder } from '../helpers/leaks.js';
+import { unstamped } from '../helpers/logs.js';
 import { agentSuite, imageStack } from '../helpers/suite.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -65,7 +66,7 @@ describe('container confinement and limits', () => {
     const c = await create({ state: 'running', ...extra });
     try {
       const end = await waitState(c.id, ['exited', 'dead']);
-      const out = readFileSync(end.logfile, 'utf8').split('\n').filter((l) => !/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d (init|container\(\d+\)):/.test(l)).join('\n');
+      const out = unstamped(readFileSync(end.logfile, 'utf8')).split('\n').filter((l) => !/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d (init|container\(\d+\)):/.test(l)).join('\n');
       return { c: end, out };
     } finally {
       await remove(c.id);
@@ -123,7 +124,7 @@ describe('container confinement and limits', () => {
         copyFileSync(PROBE, join(c.mount.mountpoint, 'probe')); // into the overlay's upper layer
         assert.equal((await ctx.agent.patch(`/imageapi/v1/container?id=${c.id}&state=running`)).status, 200);
         const end = await waitState(c.id, ['exited', 'dead']);
-        return readFileSync(end.logfile, 'utf8');
+        return unstamped(readFileSync(end.logfile, 'utf8'));
       } finally {
         await remove(c.id);
       }
@@ -182,10 +183,10 @@ describe('container confinement and limits', () => {
       assert.match(end.error, /^out of memory: the OOM killer killed \d+ process/);
       assert.equal(end.exit_code, 137);
       // The log line follows the state change by a moment: wait for it.
-      let log = readFileSync(end.logfile, 'utf8');
+      let log = unstamped(readFileSync(end.logfile, 'utf8'));
       for (let i = 0; i < 50 && !/container\(\d+\): container dead/.test(log); i++) {
         await new Promise((r) => setTimeout(r, 100));
-        log = readFileSync(end.logfile, 'utf8');
+        log = unstamped(readFileSync(end.logfile, 'utf8'));
       }
       assert.match(log, /container\(\d+\): out of memory: the OOM killer killed/);
       assert.doesNotMatch(log, /^survived$/m);
@@ -210,8 +211,8 @@ describe('container confinement and limits', () => {
       const pidsDir = existsSync(join(dir, 'pids.max')) ? dir : join(V2, groupName(ctx.runDir), String(c.id));
       assert.equal(readFileSync(join(pidsDir, 'pids.max'), 'utf8').trim(), '12');
       const end = Date.now() + 15_000;
-      while (!/^forked$/m.test(readFileSync(c.logfile, 'utf8')) && Date.now() < end) await sleep(100);
-      const log = readFileSync(c.logfile, 'utf8');
+      while (!/^forked$/m.test(unstamped(readFileSync(c.logfile, 'utf8'))) && Date.now() < end) await sleep(100);
+      const log = unstamped(readFileSync(c.logfile, 'utf8'));
       assert.match(log, /can't fork/, log);
       const current = Number(readFileSync(join(pidsDir, 'pids.current'), 'utf8'));
       assert.ok(current <= 12 && current >= 10, `pids.current ${current}`);
@@ -284,8 +285,8 @@ describe('container confinement and limits', () => {
       assert.ok(host >= 0x80000, `an unprivileged range: ${host}`);
       assert.deepEqual(c.body.uid_map, [{ container_id: 0, host_id: host, size: 65536 }]);
       const end = Date.now() + 10_000;
-      while (!/^CapEff:/m.test(readFileSync(c.body.logfile, 'utf8')) && Date.now() < end) await sleep(100);
-      const log = readFileSync(c.body.logfile, 'utf8');
+      while (!/^CapEff:/m.test(unstamped(readFileSync(c.body.logfile, 'utf8'))) && Date.now() < end) await sleep(100);
+      const log = unstamped(readFileSync(c.body.logfile, 'utf8'));
       assert.match(log, /^uid=0\(root\) gid=0\(root\)/m, log);
       // On the host, through the container's root: the mapped uid, not root.
       const made = statSync(`/proc/${c.body.pid}/root/root/made`);

@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { groupName } from '../../src/sys/cgroups.js';
 import { TestAgent } from '../helpers/agent.js';
 import { loopsOver, mountsUnder, processesWith } from '../helpers/leaks.js';
+import { unstamped } from '../helpers/logs.js';
 import { agentSuite, imageStack } from '../helpers/suite.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -166,9 +167,10 @@ describe('containers', () => {
     await sleep(200);
     const all = await ctx.agent.get(`/container/log?id=${c.id}`);
     assert.equal(all.status, 200);
-    assert.match(all.text, /container created[\s\S]*init: executing init[\s\S]*line-one\nline-two/);
+    assert.match(unstamped(all.text), /container created[\s\S]*init: executing init[\s\S]*line-one\nline-two/);
     const tail = await ctx.agent.get(`/container/log?id=${c.id}&tail=2`);
-    assert.equal(tail.text, 'line-one\nline-two\n');
+    assert.match(tail.text, /^\S+ \S+ stdout: line-one\n\S+ \S+ stdout: line-two\n$/, 'the output, stamped (the default)');
+    assert.equal(unstamped(tail.text), 'line-one\nline-two\n');
     await gone(c.id);
   });
 

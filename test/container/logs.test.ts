@@ -1,7 +1,8 @@
 // Container logs that cannot fill the disk: the native helper's log writer caps each file and
-// rotates (keeping log_max_files), stamps output lines with their time and stream when asked,
-// and GET /container/log filters them (stream=, since=); the agent's and init's lines keep their
-// format. Per container, and as the agent's defaults (config file).
+// rotates (keeping log_max_files), stamps output lines with their time and stream (the default;
+// `log_timestamps: false` and containers older agents recorded without it write them as they
+// come), and GET /container/log filters them (stream=, since=); the agent's and init's lines keep
+// their format. Per container, and as the agent's defaults (config file).
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -32,7 +33,6 @@ describe('container logs: size cap, rotation, stamps, filters', () => {
       command: ['/bin/sh', '-c', 'yes 0123456789012345678901234567890123456789012345678901234567890123456789 | head -c 52428800; echo the-end >&2'],
       log_max_size: 10 * MB,
       log_max_files: 3,
-      log_timestamps: true,
     });
     assert.equal(c.state, 'exited', JSON.stringify(c));
     assert.deepEqual([c.log_max_size, c.log_max_files, c.log_timestamps], [10 * MB, 3, true]);
@@ -65,8 +65,68 @@ describe('container logs: size cap, rotation, stamps, filters', () => {
     assert.equal((await ctx.agent.del(`/container?id=${c.id}`)).status, 200);
   });
 
-  it('without log_timestamps the output is written as it comes, next to init: and agent lines', async () => {
-    const c = await runToEnd({ name: 'logs-plain', command: ['/bin/sh', '-c', 'echo plain-out; echo plain-err >&2'] });
+  it('by default output lines carry their time and stream: stream= and since= pick them', async () => {
+    // The command writes its early lines, waits for /go (the test makes it once it has seen them
+    // stamped in the file), then its late ones: every early stamp is before `since`, every late one after.
+    const made = await ctx.agent.post('/container', {
+      name: 'logs-default',
+      state: 'running',
+      mount: imageStack(ctx.image),
+      command: ['/bin/sh', '-c', 'echo early-out; echo early-err >&2; while [ ! -e /go ]; do sleep 0.05; done; echo late-out; echo late-err >&2'],
+    });
+    assert.equal(made.status, 201, made.text);
+    assert.equal(made.body.log_timestamps, true, 'the default');
+    const id = made.body.id;
+    const seen = () => readFileSync(made.body.logfile, 'utf8');
+    for (let i = 0; i < 600 && !(/stdout: early-out\n/.test(seen()) && /stderr: early-err\n/.test(seen())); i++) await new Promise((r) => setTimeout(r, 50));
+    const t = Date.now();
+    await new Promise((r) => setTimeout(r, 5));
+    const since = new Date(t + 2).toISOString();
+    writeFileSync(join(made.body.mount.mountpoint, 'go'), '');
+    const c = (await ctx.agent.get(`/container/wait?id=${id}&state=exited&timeout=300`)).body;
+    assert.equal(c.state, 'exited', JSON.stringify(c));
+    const text = readFileSync(c.logfile, 'utf8');
+    for (const w of ['stdout: early-out', 'stderr: early-err', 'stdout: late-out', 'stderr: late-err']) {
+      assert.ok(text.split('\n').some((l) => OUT_LINE.test(l) && l.endsWith(w)), `"${w}", stamped, in:\n${text}`);
+    }
+    assert.doesNotMatch(text, /^(early|late)-(out|err)$/m, 'no bare output line');
+    const out = await ctx.agent.get(`/container/log?id=${id}&stream=stdout`);
+    assert.equal(out.status, 200, out.text);
+    assert.match(out.text, /^\S+ \S+ stdout: early-out\n\S+ \S+ stdout: late-out\n$/);
+    const lateOut = await ctx.agent.get(`/container/log?id=${id}&stream=stdout&since=${encodeURIComponent(since)}`);
+    assert.equal(lateOut.status, 200, lateOut.text);
+    assert.match(lateOut.text, /^\S+ \S+ stdout: late-out\n$/, `stream=stdout&since=${since}\n${text}`);
+    const lateErr = await ctx.agent.get(`/container/log?id=${id}&stream=stderr&since=${(t + 2) / 1000}`);
+    assert.match(lateErr.text, /^\S+ \S+ stderr: late-err\n$/, `stream=stderr&since= (unix seconds)\n${text}`);
+    const all = await ctx.agent.get(`/container/log?id=${id}&since=${encodeURIComponent(since)}`);
+    assert.doesNotMatch(all.text, /early-/, 'no stream: every line after since, none before');
+    assert.match(all.text, /late-out/);
+    assert.equal((await ctx.agent.del(`/container?id=${id}`)).status, 200);
+  });
+
+  it('a container an older agent recorded (no log_timestamps in its record) keeps its output as it comes after a restart', async () => {
+    const c = await ctx.agent.post('/container', { name: 'logs-old', state: 'created', mount: imageStack(ctx.image), command: ['/bin/sh', '-c', 'echo old-out'] });
+    assert.equal(c.status, 201, c.text);
+    assert.equal(await ctx.agent.stop(), 0);
+    const file = join(ctx.runDir, 'state.json');
+    const state = JSON.parse(readFileSync(file, 'utf8'));
+    const rec = state.container.find((r: { id: number }) => r.id === c.body.id);
+    assert.equal(rec.log_timestamps, true);
+    delete rec.log_timestamps;
+    writeFileSync(file, JSON.stringify(state));
+    ctx.agent = await new TestAgent(ctx.runDir).start();
+    assert.equal((await ctx.agent.get(`/container?id=${c.body.id}`)).body[0].log_timestamps, false);
+    assert.equal((await ctx.agent.patch(`/container?id=${c.body.id}&state=running`)).status, 200);
+    const w = await ctx.agent.get(`/container/wait?id=${c.body.id}&state=exited&timeout=300`);
+    assert.equal(w.body.state, 'exited', w.text);
+    const text = readFileSync(w.body.logfile, 'utf8');
+    assert.match(text, /^old-out$/m, text);
+    assert.doesNotMatch(text, /stdout: /, text);
+    assert.equal((await ctx.agent.del(`/container?id=${c.body.id}`)).status, 200);
+  });
+
+  it('with log_timestamps: false the output is written as it comes, next to init: and agent lines', async () => {
+    const c = await runToEnd({ name: 'logs-plain', log_timestamps: false, command: ['/bin/sh', '-c', 'echo plain-out; echo plain-err >&2'] });
     assert.equal(c.log_timestamps, false);
     assert.equal(c.log_max_size, 64 * MB, 'the agent default');
     const text = readFileSync(c.logfile, 'utf8');

@@ -14,6 +14,7 @@ import { guardRuleset } from '../../src/sys/netguard.js';
 import { TestAgent } from '../helpers/agent.js';
 import { busyboxImage } from '../helpers/fixtures.js';
 import { forceCleanup, loopsOver, mountsUnder } from '../helpers/leaks.js';
+import { unstamped } from '../helpers/logs.js';
 import { imageStack } from '../helpers/suite.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -61,7 +62,7 @@ describe('a container cannot reach the agent', () => {
       if (s === 'exited' || s === 'dead') break;
       await sleep(100);
     }
-    const log = (await agent.get(`/container/log?id=${id}`)).text;
+    const log = unstamped((await agent.get(`/container/log?id=${id}`)).text); // the output as written
     assert.equal((await agent.del(`/imageapi/v1/container?id=${id}&force=true`)).status, 200);
     return log;
   }

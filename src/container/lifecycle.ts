@@ -121,15 +121,23 @@ export class ContainerManager {
         limits: plan.limits,
       };
       this.engine.track(rec, tx);
-      await mkdir(join(this.runDir, 'logs'), { recursive: true, mode: 0o750 });
+      await this.logsDir();
       tx.onUndo(`remove ${rec.logfile}`, () => rm(rec.logfile, { force: true }));
-      await logLine(rec.logfile, id, 'container created');
       if (plan.wanted === 'running') {
         tx.onUndo(`stop container ${id}`, () => this.killNow(rec));
-        await this.start(rec, true);
-      }
+        await this.start(rec, true, ['container created']); // (one write of the log for both)
+      } else await logLine(rec.logfile, id, 'container created');
       return rec;
     }, spec);
+  }
+
+  private logsMade = false;
+
+  /** The logs directory (made once per agent run). */
+  private async logsDir(): Promise<void> {
+    if (this.logsMade) return;
+    await mkdir(join(this.runDir, 'logs'), { recursive: true, mode: 0o750 });
+    this.logsMade = true;
   }
 
   /** A container's name, free among the records and the creates in flight, held until `tx` is over. */
@@ -221,7 +229,7 @@ export class ContainerManager {
    * Start; `validated` when create() has just checked the image and the command. Runs under the
    * lock (engine.update) for a state change; without it inside create (the record is pending).
    */
-  private async start(rec: ContainerRec, validated = false): Promise<void> {
+  private async start(rec: ContainerRec, validated = false, before: string[] = []): Promise<void> {
     this.assertStill(rec);
     if (rec.state !== 'created' && rec.state !== 'exited' && rec.state !== 'dead') throw wrongState(`container ${rec.id} is ${rec.state}`);
     const mount = this.store.get('mount', rec.holds[0]!.id, true) as MountRec;
@@ -232,7 +240,7 @@ export class ContainerManager {
         await checkInit(root, rec.argv[0]!);
       }
     } finally {
-      await logLine(rec.logfile, rec.id, 'starting container', 'validating image', 'validating init');
+      await logLine(rec.logfile, rec.id, ...before, 'starting container', 'validating image', 'validating init');
     }
     const dir = this.dir(rec.id);
     if (rec.started_at) await rm(dir, { recursive: true, force: true }); // a restart: drop the last run's status

@@ -1,17 +1,20 @@
 // Container lifecycle: created → running → stopping → exited; paused (frozen) from running;
 // dead when it failed to start or died on its own with a failure. A container runs under the
 // native supervisor, which outlives the agent and records the exit status where a restarted
-// agent reads it. Every change of a record goes through the core's lock (engine.update).
+// agent reads it. Every change of a record goes through the core (engine.update: its lock, then a
+// group-committed save). A create runs without the lock (engine.transaction): what it reserves
+// (the name, a user-namespace range) is reserved synchronously, before its first await.
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Engine } from '../core/engine.js';
-import { notFound, invalid, toAgentError, unsupported, wrongState } from '../model/errors.js';
+import { alreadyExists, notFound, invalid, toAgentError, unsupported, wrongState } from '../model/errors.js';
 import type { ContainerSpec, RequestedState } from '../model/types.js';
+import type { Tx } from '../core/tx.js';
 import type { ContainerRec, MountRec } from '../store/records.js';
 import { refOf } from '../store/records.js';
 import { checkLimits, createCgroups, freezeCgroups, killCgroups, oomKills, removeCgroups } from '../sys/cgroups.js';
 import type { NetGuard } from '../sys/netguard.js';
-import { isSameProcess } from '../sys/procs.js';
+import { isRunning, isSameProcess } from '../sys/procs.js';
 import { nowIso, sleep } from '../util/time.js';
 import { checkIdmappable, checkImageRoot, checkInit } from './image.js';
 import { logLine } from './log.js';
@@ -38,6 +41,11 @@ export class ContainerManager {
   private readonly ending = new Map<number, Promise<void>>();
   private poller: NodeJS.Timeout | null = null;
   private engine!: Engine;
+  /** Names and user-namespace pool slots of containers being created (requests in flight). */
+  private readonly namesTaken = new Set<string>();
+  private readonly slotsTaken = new Set<number>();
+  /** The network guard's check, one at a time (a new parent group means one nft run, not several). */
+  private guarding: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: ContainerOptions) {}
 
@@ -74,7 +82,7 @@ export class ContainerManager {
     const plan = planContainer(spec);
     await checkLimits(plan.limits);
     return this.engine.transaction(async (tx) => {
-      if (spec.name) this.store.assertNameFree(spec.name);
+      if (spec.name) this.reserveName(spec.name, tx);
       const me = { type: 'container' as const, id: -1 }; // its id is given after the mount's (depth-first)
       const mount = await this.engine.resolveMount(spec.mount, me, tx, 'container.mount');
       await checkImageRoot(mount.mounted.mountpoint);
@@ -109,41 +117,67 @@ export class ContainerManager {
         started_at: null,
         finished_at: null,
         cgroups: [],
-        confine: plan.autoUserns ? this.withPoolRange(plan.confine) : plan.confine,
+        confine: plan.autoUserns ? this.withPoolRange(plan.confine, tx) : plan.confine,
         limits: plan.limits,
       };
       this.engine.track(rec, tx);
-      await mkdir(join(this.runDir, 'logs'), { recursive: true, mode: 0o750 });
+      await this.logsDir();
       tx.onUndo(`remove ${rec.logfile}`, () => rm(rec.logfile, { force: true }));
-      await logLine(rec.logfile, id, 'container created');
       if (plan.wanted === 'running') {
         tx.onUndo(`stop container ${id}`, () => this.killNow(rec));
-        await this.start(rec, true);
-      }
+        await this.start(rec, true, ['container created']); // (one write of the log for both)
+      } else await logLine(rec.logfile, id, 'container created');
       return rec;
     }, spec);
   }
 
-  /** An automatic user-namespace range: the lowest pool slot no other container holds. */
-  private withPoolRange(confine: NonNullable<ContainerRec['confine']>): NonNullable<ContainerRec['confine']> {
-    const taken = new Set(this.store.list('container').map((c) => c.confine?.userns_slot));
+  private logsMade = false;
+
+  /** The logs directory (made once per agent run). */
+  private async logsDir(): Promise<void> {
+    if (this.logsMade) return;
+    await mkdir(join(this.runDir, 'logs'), { recursive: true, mode: 0o750 });
+    this.logsMade = true;
+  }
+
+  /** A container's name, free among the records and the creates in flight, held until `tx` is over. */
+  private reserveName(name: string, tx: Tx): void {
+    this.store.assertNameFree(name);
+    if (this.namesTaken.has(name)) throw alreadyExists(`a container named "${name}" already exists (being created)`);
+    this.namesTaken.add(name);
+    tx.onSettle(() => this.namesTaken.delete(name));
+  }
+
+  /** An automatic user-namespace range: the lowest pool slot no other container (or create in flight) holds. */
+  private withPoolRange(confine: NonNullable<ContainerRec['confine']>, tx: Tx): NonNullable<ContainerRec['confine']> {
+    const taken = new Set<number | undefined>([...this.slotsTaken, ...this.store.list('container').map((c) => c.confine?.userns_slot)]);
     const pool = this.opts.userns_pool ?? { start: USERNS_POOL_START, count: USERNS_POOL_SLOTS * USERNS_RANGE };
     const slots = Math.floor(pool.count / USERNS_RANGE);
     let slot = 0;
     while (taken.has(slot)) slot++;
     if (slot >= slots) throw unsupported(`namespaces: "user": the pool of ${slots} automatic id ranges (userns_pool) is used up`);
+    this.slotsTaken.add(slot);
+    tx.onSettle(() => this.slotsTaken.delete(slot));
     return { ...confine, uid_map: poolMap(slot, pool.start), gid_map: poolMap(slot, pool.start), userns_slot: slot };
   }
 
   // ------------------------------------------------------------------ state changes
 
-  /** engine.update, then the state event (old → new) once it is saved. */
-  private async change<T>(rec: ContainerRec, fn: () => Promise<T> | T): Promise<T> {
+  /** engine.update, then the state event (old → new) once it is saved (`durable`: waited for). */
+  private async change<T>(rec: ContainerRec, fn: () => Promise<T> | T, durable = true): Promise<T> {
     const old = rec.state;
-    return this.engine.update(fn, () => this.engine.events.state(rec, old));
+    // (A delete that overtook the save has published the record's end already: no state after it.)
+    return this.engine.update(
+      fn,
+      () => {
+        if (this.store.find('container', rec.id) === rec) this.engine.events.state(rec, old);
+      },
+      durable,
+    );
   }
 
   async setState(rec: ContainerRec, state: RequestedState): Promise<ContainerRec> {
+    this.assertStill(rec);
     switch (state) {
       case 'running':
         if (rec.state === 'paused') return this.freeze(rec, false);
@@ -176,8 +210,27 @@ export class ContainerManager {
     }
   }
 
-  /** Start; `validated` when create() has just checked the image and the command. Runs under the lock. */
-  private async start(rec: ContainerRec, validated = false): Promise<void> {
+  /** Still a record of the store, and not being deleted (a state change of it would outlive it). */
+  private assertStill(rec: ContainerRec): void {
+    if (this.store.find('container', rec.id) !== rec) throw notFound(`no container with id ${rec.id}`);
+    if (this.engine.isDeleting(rec)) throw wrongState(`container ${rec.id} is being deleted`);
+  }
+
+  /** The network guard's check before a start, one at a time. */
+  private guarded(): Promise<void> {
+    const guard = this.opts.guard;
+    if (!guard) return Promise.resolve();
+    const p = this.guarding.then(() => guard.protect());
+    this.guarding = p.catch(() => {});
+    return p;
+  }
+
+  /**
+   * Start; `validated` when create() has just checked the image and the command. Runs under the
+   * lock (engine.update) for a state change; without it inside create (the record is pending).
+   */
+  private async start(rec: ContainerRec, validated = false, before: string[] = []): Promise<void> {
+    this.assertStill(rec);
     if (rec.state !== 'created' && rec.state !== 'exited' && rec.state !== 'dead') throw wrongState(`container ${rec.id} is ${rec.state}`);
     const mount = this.store.get('mount', rec.holds[0]!.id, true) as MountRec;
     const root = mount.mounted.mountpoint;
@@ -187,7 +240,7 @@ export class ContainerManager {
         await checkInit(root, rec.argv[0]!);
       }
     } finally {
-      await logLine(rec.logfile, rec.id, 'starting container', 'validating image', 'validating init');
+      await logLine(rec.logfile, rec.id, ...before, 'starting container', 'validating image', 'validating init');
     }
     const dir = this.dir(rec.id);
     if (rec.started_at) await rm(dir, { recursive: true, force: true }); // a restart: drop the last run's status
@@ -196,7 +249,7 @@ export class ContainerManager {
     Object.assign(rec, { stop_requested: false, exit_code: null, error: undefined, finished_at: null });
     let started;
     try {
-      await this.opts.guard?.protect(); // before the container's first process exists
+      await this.guarded(); // before the container's first process exists
       started = await this.engine.events.timed('container_start', 'container', () => launch(this.opts.helper, helperArgs(rec, root, dir), rec.id));
     } catch (err) {
       this.engine.events.failure('container_start', err);
@@ -278,16 +331,25 @@ export class ContainerManager {
   }
 
   private async recordEnd(id: number): Promise<void> {
-    const rec = this.store.find('container', id);
+    let rec = this.store.find('container', id);
+    // Ended during its create (`/bin/true`): the create is recorded first, then its end.
+    const making = rec && this.engine.settledOf(rec);
+    if (making) {
+      await making;
+      rec = this.store.find('container', id);
+    }
     if (!rec || !isLive(rec.state)) return this.wake(id);
     const status = await readStatus(this.dir(id));
     if (!status && rec.shim_pid && (await isSameProcess(rec.shim_pid, null))) return; // not yet
     let oom = 0;
     try {
-      await this.change(rec, async () => {
-        if (!isLive(rec.state)) return; // recorded meanwhile (a delete, say)
-        // Read before the cgroups go: did the OOM killer end it?
-        if (rec.limits?.memory) oom = await oomKills(rec.cgroups);
+      // The kernel's part, outside the lock: did the OOM killer end it (read before the cgroups
+      // go)? Whatever the container left behind (daemons without a PID namespace, say) goes with it.
+      if (rec.limits?.memory) oom = await oomKills(rec.cgroups).catch(() => 0);
+      await this.cleanupRun(rec).catch((err) => this.log.error({ err, container: id }, 'cgroup cleanup failed'));
+      await this.change(rec, () => {
+        // Recorded meanwhile, or deleted (the delete's event says how it ended).
+        if (!isLive(rec.state) || this.store.find('container', id) !== rec || this.engine.isDeleting(rec)) return;
         rec.exit_code = status ? status.exit_code : null;
         rec.finished_at = nowIso();
         rec.pid = null;
@@ -304,9 +366,9 @@ export class ContainerManager {
           rec.error = `out of memory: the OOM killer killed ${oom} process${oom === 1 ? '' : 'es'} of the container (memory.max ${rec.limits!.memory!.max} bytes); exit code ${status.exit_code}`;
         }
         if (rec.state === 'dead' && !rec.error) rec.error = `exited with code ${status?.exit_code}`;
-        // Whatever the container left behind (daemons without a PID namespace, say) goes with it.
-        await this.cleanupRun(rec).catch((err) => this.log.error({ err, container: id }, 'cgroup cleanup failed'));
-      });
+        // The end is durable in the supervisor's status file (a restart reads it): the state
+        // file's save of it is not waited for.
+      }, false);
       if (oom > 0) await logLine(rec.logfile, id, `out of memory: the OOM killer killed ${oom} process${oom === 1 ? '' : 'es'} of the container`).catch(() => {});
       await logLine(rec.logfile, id, `container ${rec.state}${rec.exit_code !== null ? ` (exit code ${rec.exit_code})` : ''}`).catch(() => {});
     } finally {
@@ -360,7 +422,11 @@ export class ContainerManager {
   async teardown(rec: ContainerRec): Promise<void> {
     rec.stop_requested = true;
     await this.cleanupRun(rec);
-    await rm(this.dir(rec.id), { recursive: true, force: true });
+    // A container a forced delete met still running (made after the delete stopped the others):
+    // its supervisor writes the exit status into the run's directory as it goes; let it finish
+    // before the directory goes (bounded: a supervisor that hangs does not hold the delete).
+    if (rec.shim_pid) for (let i = 0; i < 300 && (await isRunning(rec.shim_pid)); i++) await sleep(10);
+    await rm(this.dir(rec.id), { recursive: true, force: true, maxRetries: 3 });
     await logLine(rec.logfile, rec.id, 'container deleted').catch(() => {});
   }
 

@@ -4,12 +4,12 @@
 import { mkdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AttachDriver } from '../attach/driver.js';
-import { AgentError, inUse, invalid, isNoSpace, noSpace, toAgentError, unsupported } from '../model/errors.js';
+import { AgentError, inUse, invalid, isNoSpace, noSpace, notFound, toAgentError, unsupported } from '../model/errors.js';
 import type { Dep, DriverContext, Resolved } from '../model/objects.js';
 import type { AttachSpec, MountSpec } from '../model/types.js';
 import type { MountAlias, MountDriver } from '../mount/driver.js';
 import type { AnyRec, AttachRec, ContainerRec, MountRec, Owner, Ref } from '../store/records.js';
-import { describeRec, refOf, sameRef } from '../store/records.js';
+import { describeRec, nounOf, refOf, sameRef } from '../store/records.js';
 import type { Intent, Store } from '../store/store.js';
 import { attachedLoops } from '../sys/loop.js';
 import { removeDir } from '../sys/mount.js';
@@ -29,7 +29,10 @@ export interface Drivers {
 export interface ContainerHooks {
   /** Stop it gracefully (signal, wait up to its stop_timeout). Called without the lock held. */
   stop(rec: ContainerRec): Promise<void>;
-  /** Kill what is left of it and remove its cgroup and files. Called with the lock held; must not wait for its end. */
+  /**
+   * Kill what is left of it and remove its cgroup and files. Called with the lock held (after any
+   * state change of it in progress, a start say, and before the next); must not wait for its end.
+   */
   teardown(rec: ContainerRec): Promise<void>;
 }
 
@@ -60,6 +63,17 @@ function at(where: string, err: unknown): AgentError {
   return toAgentError(err).within(where);
 }
 
+const keyOf = (r: Ref) => `${r.type}:${r.id}`;
+/** How long a save nobody waits for may wait for another to share a write with. */
+const SAVE_SOON_MS = 1000;
+
+/** The intent of one request in flight, and the file under each loop device it saw at its beginning. */
+interface OpenIntent {
+  intent: Intent;
+  reserve: number;
+  fileOf: Map<string, string>;
+}
+
 function depOf(rec: AttachRec | MountRec): Dep {
   return rec.type === 'attach'
     ? // (records written before `readonly` moved out of the driver's state keep it there)
@@ -67,8 +81,38 @@ function depOf(rec: AttachRec | MountRec): Dep {
     : { type: 'mount', id: rec.id, mountpoint: rec.mounted.mountpoint };
 }
 
+/**
+ * Concurrency. The lock is held only for bookkeeping, never across kernel work or a wait for a
+ * process: requests run side by side, each a sequence of short sections that decide (ids, names,
+ * references, pins, marks, state changes) and of kernel work between them that no other request
+ * can disturb, because what it works on is marked:
+ * - a record being created is `pending` (invisible: a reference to it or a delete of it is
+ *   NOT_FOUND) until its commit is durable, then visible at once (`committing` while written);
+ * - an object a request in flight references is pinned by that request: a delete of it (or of
+ *   anything it would take with it) waits until that request is over, committed or undone, then
+ *   decides as if the two had come one after the other (IN_USE, or with force the new user goes
+ *   too). Waiting, rather than refusing, keeps the answers those of some serial order, which is
+ *   what a client racing its own requests expects; a create never waits for anything, so waits
+ *   cannot form a cycle;
+ * - an object being deleted is marked from its delete's first decision to its record's removal:
+ *   a new reference to it is NOT_FOUND (the delete came first), another delete of it waits for
+ *   the first (then NOT_FOUND), and a container's state change is refused.
+ * The sections that decide are synchronous (no await between a check and the mark it sets), so
+ * JavaScript's run-to-completion makes them atomic; the Mutex orders the sections that must await
+ * (a container's state change and its teardown, reconcile, the stop) among themselves.
+ * Saves are group commits (Saver): each request awaits a write that began after its change, and
+ * concurrent requests share it.
+ */
 export class Engine {
   private readonly lock = new Mutex();
+  /** Requests in flight that reference an object (by key): a delete of it waits for them. */
+  private readonly pins = new Map<string, Set<Tx>>();
+  /** Objects whose delete has begun (by key), and the end of that delete. */
+  private readonly deleting = new Map<string, Promise<void>>();
+  /** The request making a pending record. */
+  private readonly makers = new WeakMap<AnyRec, Tx>();
+  /** The intents of the requests in flight (the state file holds them merged into one). */
+  private readonly intents = new Map<Tx, OpenIntent>();
   /** Every change of a record, published once it is saved (GET /events, waits, metrics). */
   readonly events = new EventHub();
   readonly attachKinds: string[];
@@ -93,45 +137,84 @@ export class Engine {
   private readonly staleDirs = new Set<string>();
 
   /**
-   * Run `fn` as one all-or-nothing change under the lock; answered only once it is saved. Before
-   * anything touches the kernel, the request's intent is saved (the id sequence advanced past
-   * every id `spec` may take, the files it may put loop devices over): a crash at any point leaves
-   * a state file from which the next start removes whatever the request had made. The commit is
-   * the request's second and last write. A failed save at either end undoes the request.
+   * Run `fn` as one all-or-nothing change; answered only once it is durable. Before anything
+   * touches the kernel, the request's intent is saved when it may put loop devices over files
+   * outside the run-dir (the id sequence advanced past every id `spec` may take, the files): a
+   * crash at any point leaves a state file from which the next start removes whatever the request
+   * had made. (Everything else a request makes is named by its ids under the run-dir, mountpoints,
+   * cgroups, log files, which the next start finds by name: such a request writes no intent.) The
+   * commit is the request's last write; the records become visible once it is durable. A failed
+   * save at either end undoes the request. `fn` runs without the lock (see the class comment).
    */
   async transaction<T>(fn: (tx: Tx) => Promise<T>, spec?: unknown): Promise<T> {
-    return this.lock.run(async () => {
-      const { intent, reserve } = await this.intentFor(spec);
-      this.store.beginIntent(intent, reserve);
+    const tx = new Tx();
+    const planned = await this.intentFor(spec);
+    if (planned) {
+      this.openIntent(tx, planned);
       try {
-        await this.store.save();
+        await this.save();
       } catch (err) {
-        this.store.endIntent(); // nothing was touched: a full disk refuses the request as it is
+        this.closeIntent(tx); // nothing was touched: a full disk refuses the request as it is
+        tx.settle();
         throw err;
       }
-      const tx = new Tx();
+    }
+    let out: T;
+    try {
+      out = await fn(tx);
+      // The commit: the records go into the next write, the intent leaves it in the same write.
+      tx.commit();
+      this.closeIntent(tx);
       try {
-        const out = await fn(tx);
-        tx.publish();
-        this.store.endIntent();
-        try {
-          await this.store.save();
-        } catch (err) {
-          tx.unpublish(); // nothing the answer would report is durable: undo it all
-          throw err;
-        }
-        tx.done();
-        for (const r of tx.created) this.events.record('created', r);
-        return out;
+        await this.save();
       } catch (err) {
-        this.events.failure('create', err);
-        this.store.endIntent();
-        await tx.rollback(this.ctx.log);
-        // Drop the intent from the file too (best effort: the next save does it otherwise).
-        await this.store.save().catch((e) => this.ctx.log.warn({ err: e }, 'cannot save the state after undoing a request'));
-        throw this.named(err);
+        tx.uncommit(); // nothing the answer would report is durable: undo it all
+        if (planned) this.openIntent(tx, planned); // (the file names the loop files until it is undone)
+        throw err;
       }
-    });
+    } catch (err) {
+      this.events.failure('create', err);
+      await tx.rollback(this.ctx.log);
+      this.closeIntent(tx);
+      // Drop the intent from the file too (best effort: the next save does it otherwise).
+      await this.save().catch((e) => this.ctx.log.warn({ err: e }, 'cannot save the state after undoing a request'));
+      tx.settle();
+      throw this.named(err);
+    }
+    tx.publish();
+    tx.done();
+    for (const r of tx.created) this.events.record('created', r);
+    tx.settle();
+    return out;
+  }
+
+  private openIntent(tx: Tx, o: OpenIntent): void {
+    this.intents.set(tx, o);
+    this.applyIntents();
+  }
+
+  private closeIntent(tx: Tx): void {
+    if (this.intents.delete(tx)) this.applyIntents();
+  }
+
+  /**
+   * The intents in flight, merged into the one the state file holds: the files of all, the
+   * reserves added up (each bounds the ids its request may still take), and as "already there"
+   * only the loop devices that every request naming their file saw at its beginning (a device one
+   * of them did not see may be that one's).
+   */
+  private applyIntents(): void {
+    if (this.intents.size === 0) return this.store.endIntent();
+    const all = [...this.intents.values()];
+    const files = new Set(all.flatMap((o) => o.intent.loop_files));
+    const before = new Set<string>();
+    for (const o of all) {
+      for (const [dev, file] of o.fileOf) {
+        if (all.every((p) => !p.intent.loop_files.includes(file) || p.intent.loops_before.includes(dev))) before.add(dev);
+      }
+    }
+    const at = all.map((o) => o.intent.at).sort()[0]!;
+    this.store.beginIntent({ at, loop_files: [...files], loops_before: [...before] }, all.reduce((n, o) => n + o.reserve, 0));
   }
 
   /** A full disk met anywhere in a request (a log line, an overlay's upper directory) says where to look. */
@@ -140,8 +223,11 @@ export class Engine {
     return noSpace(`${(err as Error).message}: the run-dir ${this.ctx.runDir} (or another filesystem the agent writes to) is full`, err);
   }
 
-  /** The intent of a create: how many ids it may take (an upper bound), the loop files it names. */
-  private async intentFor(spec: unknown): Promise<{ intent: Intent; reserve: number }> {
+  /**
+   * The intent of a create: how many ids it may take (an upper bound), the loop files it names;
+   * null when it names none (a spec given: its kernel objects are all found by name).
+   */
+  private async intentFor(spec: unknown): Promise<OpenIntent | null> {
     const paths = new Set<string>();
     let objects = 0;
     const todo: unknown[] = [spec];
@@ -163,11 +249,19 @@ export class Engine {
       const real = await realpath(join('/', p)).catch(() => null);
       if (real) files.push(real);
     }
+    if (spec !== undefined && files.length === 0) return null;
     const before: string[] = [];
-    if (files.length) for (const [dev, file] of await attachedLoops()) if (files.includes(file)) before.push(dev);
+    const fileOf = new Map<string, string>();
+    if (files.length) {
+      for (const [dev, file] of await attachedLoops()) {
+        if (!files.includes(file)) continue;
+        before.push(dev);
+        fileOf.set(dev, file);
+      }
+    }
     // Without a spec the bound is generous: unused ids are only skipped after a crash.
     const reserve = spec === undefined ? 4096 : objects + 1;
-    return { intent: { at: new Date().toISOString(), loop_files: files, loops_before: before }, reserve };
+    return { intent: { at: new Date().toISOString(), loop_files: files, loops_before: before }, reserve, fileOf };
   }
 
   /** `fn` as a caller of its own, not inside the critical section it was registered in (Mutex.outside). */
@@ -176,25 +270,86 @@ export class Engine {
   }
 
   /**
-   * Change records under the lock, then save (a container's state, say). `saved` runs under the
-   * lock after the save (also when `fn` or the save failed: the change is in memory), so the
-   * events it publishes come in the order of the changes and after them.
+   * Change records under the lock, then save (a container's state, say), the save outside the
+   * lock (a group commit with whatever else is saving). `saved` runs once the save is durable
+   * (also when `fn` or the save failed: the change is in memory); saves complete in the order
+   * they were asked for, so the events it publishes come in the order of the changes and after them.
    */
-  async update<T>(fn: () => Promise<T> | T, saved?: () => void): Promise<T> {
-    return this.lock.run(async () => {
+  async update<T>(fn: () => Promise<T> | T, saved?: () => void, durable = true): Promise<T> {
+    if (!durable) {
+      // What the change records is durable elsewhere already (a container's end: its supervisor's
+      // status file): the save goes with the next group commit, nobody waits for it.
       try {
-        const out = await fn();
-        await this.store.save();
-        return out;
+        return await this.lock.run(async () => fn());
       } finally {
+        this.saveSoon();
         saved?.();
       }
+    }
+    try {
+      const out = await this.lock.run(async () => fn());
+      await this.save();
+      return out;
+    } finally {
+      saved?.();
+    }
+  }
+
+  private soon: NodeJS.Timeout | null = null;
+
+  /** A durable write of the state (group commit); it also carries whatever saveSoon() was holding. */
+  private save(): Promise<void> {
+    if (this.soon) {
+      clearTimeout(this.soon);
+      this.soon = null;
+    }
+    return this.store.save();
+  }
+
+  /** A write nobody waits for: it goes with the next save, or on its own a moment later. */
+  private saveSoon(): void {
+    if (this.soon) return;
+    this.soon = setTimeout(() => {
+      this.soon = null;
+      this.store.save().catch((err) => this.ctx.log.error({ err }, 'cannot save the state'));
+    }, SAVE_SOON_MS);
+    this.soon.unref();
+  }
+
+  /** The end of the request making `rec` (committed or undone), while it is pending. */
+  settledOf(rec: AnyRec): Promise<void> | undefined {
+    return rec.pending ? this.makers.get(rec)?.settled : undefined;
+  }
+
+  /** Its delete has begun: it is going, whatever is asked of it now. */
+  isDeleting(rec: AnyRec): boolean {
+    return this.deleting.has(keyOf(rec));
+  }
+
+  /** `tx` uses `ref` until it is over: a delete of it waits. */
+  private pin(ref: Ref, tx: Tx): void {
+    const k = keyOf(ref);
+    let set = this.pins.get(k);
+    if (!set) this.pins.set(k, (set = new Set()));
+    if (set.has(tx)) return;
+    set.add(tx);
+    const mine = set;
+    tx.onSettle(() => {
+      mine.delete(tx);
+      if (mine.size === 0 && this.pins.get(k) === mine) this.pins.delete(k);
     });
+  }
+
+  /** The ends of the requests in flight that use `ref` (none: undefined). */
+  private pinnedBy(ref: Ref): Promise<unknown> | undefined {
+    const set = this.pins.get(keyOf(ref));
+    return set?.size ? Promise.all([...set].map((t) => t.settled)) : undefined;
   }
 
   /** Put a new record in the store as part of `tx` (invisible until the transaction publishes it). */
   track(rec: AnyRec, tx: Tx): void {
     rec.pending = true;
+    this.makers.set(rec, tx);
     this.store.put(rec);
     tx.created.push(rec);
     tx.onUndo(`forget ${describeRec(rec)}`, () => this.store.remove(refOf(rec)));
@@ -216,14 +371,19 @@ export class Engine {
     return defined.length ? undefined : 0;
   }
 
-  /** An `{id}` inside a spec: the object must exist (and be of the kind named, if one is). */
-  private reference<T extends 'attach' | 'mount'>(type: T, id: number, kind: string | undefined, where: string) {
+  /**
+   * An `{id}` inside a spec: the object must exist (and be of the kind named, if one is); it is
+   * pinned for `tx` (a delete of it waits until the request is over). One being deleted is gone.
+   */
+  private reference<T extends 'attach' | 'mount'>(type: T, id: number, kind: string | undefined, where: string, tx: Tx) {
     try {
+      if (this.deleting.has(keyOf({ type, id }))) throw notFound(`no ${nounOf(type)} with id ${id}`);
       const rec = this.store.get(type, id);
       const recKind = rec.kind as string;
       const meant = (kind && this.drivers.mountAliases?.[kind]?.of) || kind;
       if (type === 'mount' && kind && kind !== recKind && meant !== recKind) throw invalid(`${describeRec(rec)} is not of kind "${kind}"`);
       if (type === 'attach' && kind && kind !== recKind) throw invalid(`${describeRec(rec)} is not of kind "${kind}"`);
+      this.pin(refOf(rec), tx);
       return rec;
     } catch (err) {
       throw at(where, err);
@@ -245,14 +405,14 @@ export class Engine {
   /** A nested attachment: a reference to an existing one, or a definition owned by `owner`. */
   async resolveAttach(spec: AttachSpec, owner: Owner, tx: Tx, where: string): Promise<AttachRec> {
     const id = this.referenced(spec as Record<string, unknown>, this.attachKinds, where);
-    if (id !== undefined) return this.reference('attach', id, spec.kind, where);
+    if (id !== undefined) return this.reference('attach', id, spec.kind, where, tx);
     return this.createAttach(spec, owner, tx, where);
   }
 
   /** A nested mount: a reference to an existing one, or a definition owned by `owner`. */
   async resolveMount(spec: MountSpec, owner: Owner, tx: Tx, where: string): Promise<MountRec> {
     const id = this.referenced(spec as Record<string, unknown>, this.mountKinds, where);
-    if (id !== undefined) return this.reference('mount', id, spec.kind, where);
+    if (id !== undefined) return this.reference('mount', id, spec.kind, where, tx);
     return this.createMount(spec, owner, tx, where);
   }
 
@@ -376,29 +536,28 @@ export class Engine {
   /**
    * Delete an object. Refused (409, naming the users) while others hold it, unless `force`, which
    * deletes the users first, top-down. Children it defined go with it unless others still use them.
-   * Running containers a forced delete takes are stopped first, before the lock is taken.
+   * Running containers a forced delete takes are stopped first. No lock is held across the
+   * teardowns (see the class comment: the objects are marked); answered once the removal is durable.
    */
   async remove(ref: Ref, force: boolean, howToForce = 'or use force=true'): Promise<AnyRec> {
     this.store.get(ref.type, ref.id);
     if (force) await this.stopUsers(ref);
-    return this.lock.run(async () => {
-      try {
-        return await this.removeLocked(ref, force, howToForce);
-      } finally {
-        await this.retryStaleDirs();
-        // Also when a child could not be torn down: the record went. The kernel objects are gone
-        // whatever the disk says; a full disk must not turn a done delete into an error (deleting
-        // is how space is freed): the next save writes it, and a start finds them vanished.
-        await this.store.save().catch((err) => {
-          if (toAgentError(err).kind !== 'INSUFFICIENT_STORAGE') throw err;
-          this.ctx.log.error({ err }, 'deleted, but the state could not be saved (the run-dir is full)');
-        });
-      }
-    });
+    try {
+      return await this.removeOne(ref, force, howToForce, new Set());
+    } finally {
+      await this.retryStaleDirs();
+      // Also when a child could not be torn down: the record went. The kernel objects are gone
+      // whatever the disk says; a full disk must not turn a done delete into an error (deleting
+      // is how space is freed): the next save writes it, and a start finds them vanished.
+      await this.save().catch((err) => {
+        if (toAgentError(err).kind !== 'INSUFFICIENT_STORAGE') throw err;
+        this.ctx.log.error({ err }, 'deleted, but the state could not be saved (the run-dir is full)');
+      });
+    }
   }
 
   private async retryStaleDirs(): Promise<void> {
-    for (const dir of this.staleDirs) {
+    for (const dir of [...this.staleDirs]) {
       await removeDir(dir).then(
         () => this.staleDirs.delete(dir),
         () => {},
@@ -413,25 +572,57 @@ export class Engine {
     await Promise.all(this.store.holders(ref).map((u) => this.stopUsers(refOf(u))));
   }
 
-  private async removeLocked(ref: Ref, force: boolean, howToForce: string): Promise<AnyRec> {
-    const rec = this.store.get(ref.type, ref.id);
-    const users = this.store.holders(ref);
-    if (users.length && !force) {
-      throw inUse(`${describeRec(rec)} is in use by ${users.map(describeRec).join(', ')} (delete those first, ${howToForce})`);
+  /**
+   * Delete one object (its users first when forced), then release what it defined. The decision
+   * (exists, who uses it) and the mark are one synchronous section; a delete of it already under
+   * way, or a request in flight that uses it, is waited for first, then it is decided again.
+   * `mine` holds what this delete has marked: met again (a child its user defined), it is left
+   * to the level that marked it, never waited for.
+   */
+  private async removeOne(ref: Ref, force: boolean, howToForce: string, mine: Set<string>): Promise<AnyRec> {
+    const k = keyOf(ref);
+    for (;;) {
+      const rec = this.store.get(ref.type, ref.id);
+      if (mine.has(k)) return rec;
+      const other = this.deleting.get(k) ?? this.pinnedBy(ref);
+      if (other) {
+        await other;
+        continue;
+      }
+      const users = this.store.holders(ref);
+      if (users.length && !force) {
+        throw inUse(`${describeRec(rec)} is in use by ${users.map(describeRec).join(', ')} (delete those first, ${howToForce})`);
+      }
+      let done!: () => void;
+      this.deleting.set(
+        k,
+        new Promise<void>((r) => (done = r)),
+      );
+      mine.add(k);
+      try {
+        // A user may already be gone with an earlier one (or with a delete of its own).
+        for (const u of users) {
+          if (!this.store.find(u.type, u.id)) continue;
+          await this.removeOne(refOf(u), true, howToForce, mine).catch((err) => {
+            if (toAgentError(err).kind !== 'NOT_FOUND') throw err;
+          });
+        }
+        await this.teardown(rec);
+        this.store.remove(ref);
+        this.events.record('deleted', rec);
+      } finally {
+        mine.delete(k);
+        this.deleting.delete(k);
+        done();
+      }
+      await this.release(rec, mine);
+      return rec;
     }
-    // A user may already be gone with an earlier one, and `rec` with its owner (a child it defined).
-    for (const u of users) if (this.store.find(u.type, u.id)) await this.removeLocked(refOf(u), true, howToForce);
-    if (!this.store.find(ref.type, ref.id)) return rec;
-    await this.teardown(rec);
-    this.store.remove(ref);
-    this.events.record('deleted', rec);
-    await this.release(rec);
-    return rec;
   }
 
-  /** Undo the kernel side of one object. */
+  /** Undo the kernel side of one object (a container's under the lock, ordered with its state changes). */
   private async teardown(rec: AnyRec): Promise<void> {
-    if (rec.type === 'container') return this.containers.teardown(rec);
+    if (rec.type === 'container') return this.lock.run(() => this.containers.teardown(rec as ContainerRec));
     if (rec.type === 'attach') {
       await this.drivers.attach[rec.kind]!.detach(rec.spec, rec.attached, this.ctx);
       return;
@@ -447,27 +638,39 @@ export class Engine {
     }
   }
 
-  /** After `rec` is gone: delete the children it defined, unless someone else still uses them. */
-  private async release(rec: AnyRec): Promise<void> {
+  /**
+   * After `rec` is gone: delete the children it defined, unless someone else still uses them (a
+   * request in flight that uses one is waited for first; a delete of one under way, likewise).
+   */
+  private async release(rec: AnyRec, mine: Set<string>): Promise<void> {
     const kept: KeptChild[] = [];
     for (const h of rec.holds) {
-      const child = this.store.find(h.type, h.id);
-      if (!child || child.owner === 'user' || !sameRef(child.owner, refOf(rec))) continue;
-      if (this.store.holders(h).length > 0) {
-        child.owner = 'user'; // still in use elsewhere: it outlives its parent, and is now the user's
-        continue;
-      }
-      try {
-        await this.removeLocked(h, false, '');
-      } catch (err) {
-        // The child itself went, only some of its own children stayed: those are what was kept.
-        if (err instanceof PartlyReleased) {
-          kept.push(...err.kept);
+      for (;;) {
+        const child = this.store.find(h.type, h.id);
+        if (!child || child.pending || child.owner === 'user' || !sameRef(child.owner, refOf(rec))) break;
+        if (mine.has(keyOf(h))) break; // this delete is taking it down already (a level below)
+        const other = this.deleting.get(keyOf(h)) ?? this.pinnedBy(h);
+        if (other) {
+          await other;
           continue;
         }
-        child.owner = 'user';
-        const e = toAgentError(err);
-        kept.push({ kind: e.kind, what: `${describeRec(child)}: ${e.message}` });
+        if (this.store.holders(h).length > 0) {
+          child.owner = 'user'; // still in use elsewhere: it outlives its parent, and is now the user's
+          break;
+        }
+        try {
+          await this.removeOne(h, false, '', mine);
+        } catch (err) {
+          // The child itself went, only some of its own children stayed: those are what was kept.
+          if (err instanceof PartlyReleased) {
+            kept.push(...err.kept);
+            break;
+          }
+          child.owner = 'user';
+          const e = toAgentError(err);
+          kept.push({ kind: e.kind, what: `${describeRec(child)}: ${e.message}` });
+        }
+        break;
       }
     }
     if (kept.length) throw new PartlyReleased(rec, kept);
@@ -516,11 +719,11 @@ export class Engine {
         const above = (r: Ref): AnyRec[] => this.store.holders(r).flatMap((u) => [u, ...above(refOf(u))]);
         for (const u of new Set(above(refOf(rec)))) this.ctx.log.warn({ object: describeRec(u), stood_on: describeRec(rec) }, 'torn down: what it stood on vanished');
         for (const u of this.store.holders(refOf(rec))) {
-          await this.removeLocked(refOf(u), true, '').catch((err) => this.ctx.log.error({ err, object: describeRec(u) }, 'cannot tear down'));
+          await this.removeOne(refOf(u), true, '', new Set()).catch((err) => this.ctx.log.error({ err, object: describeRec(u) }, 'cannot tear down'));
         }
         this.store.remove(refOf(rec));
         this.events.record('vanished', rec);
-        await this.release(rec).catch((err) => this.ctx.log.error({ err }, 'cannot release'));
+        await this.release(rec, new Set()).catch((err) => this.ctx.log.error({ err }, 'cannot release'));
       }
       // What no record owns: the leftovers of a request the last agent died in.
       await raiseSeqFromRunDir(this.store, this.ctx.runDir);
@@ -528,7 +731,7 @@ export class Engine {
       const n = cleaned.mounts.length + cleaned.loops.length + cleaned.cgroups.length + cleaned.supervisors.length;
       if (n || recovery.intent) this.ctx.log.warn({ ...cleaned, intent: recovery.intent }, `removed ${n} kernel objects no record owned (left by an unfinished request)`);
       // A full disk must not keep the agent from starting (and from deleting, which frees it).
-      await this.store.save().catch((err) => {
+      await this.save().catch((err) => {
         if (toAgentError(err).kind !== 'INSUFFICIENT_STORAGE') throw err;
         this.ctx.log.error({ err }, 'cannot save the state at start (the run-dir is full): serving anyway');
       });

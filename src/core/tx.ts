@@ -5,7 +5,22 @@ import type { AnyRec } from '../store/records.js';
 
 export class Tx {
   private readonly undos: Array<{ what: string; fn: () => Promise<void> | void }> = [];
+  private readonly settles: Array<() => void> = [];
+  private ended!: () => void;
   readonly created: AnyRec[] = [];
+  /** Resolves once the request is over: committed (and durable) or wholly undone. Never rejects. */
+  readonly settled = new Promise<void>((r) => (this.ended = r));
+
+  /** Run `fn` when the request is over, whichever way (what it reserved: names, pins, slots). */
+  onSettle(fn: () => void): void {
+    this.settles.push(fn);
+  }
+
+  /** The request is over: release what it reserved, and wake whoever waits for it. */
+  settle(): void {
+    for (const fn of this.settles.splice(0)) fn();
+    this.ended();
+  }
 
   onUndo(what: string, fn: () => Promise<void> | void): void {
     this.undos.push({ what, fn });
@@ -23,14 +38,22 @@ export class Tx {
     this.undos.length = 0;
   }
 
-  /** The request's objects become visible (and part of the next save). */
-  publish(): void {
-    for (const r of this.created) delete r.pending;
+  /** The request's objects go into the next save (its commit), still invisible. */
+  commit(): void {
+    for (const r of this.created) r.committing = true;
   }
 
-  /** Hide them again (the save that would have made them durable failed). */
-  unpublish(): void {
-    for (const r of this.created) r.pending = true;
+  /** The commit could not be written: out of the saves again (then undone). */
+  uncommit(): void {
+    for (const r of this.created) delete r.committing;
+  }
+
+  /** The commit is durable: the request's objects become visible. */
+  publish(): void {
+    for (const r of this.created) {
+      delete r.pending;
+      delete r.committing;
+    }
   }
 
   done(): void {

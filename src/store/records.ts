@@ -17,6 +17,8 @@ interface BaseRec {
   holds: Ref[];
   /** Being created by a request that has not finished: invisible, not persisted. */
   pending?: boolean;
+  /** Pending, and part of the request's commit: written to the state file, still invisible until that write is durable. */
+  committing?: boolean;
 }
 
 export interface AttachRec extends BaseRec {

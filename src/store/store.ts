@@ -199,7 +199,19 @@ export class Store {
   }
 
   private snapshot(): Snapshot {
-    const live = <T extends AnyRec>(m: Map<number, T>) => [...m.values()].filter((r) => !r.pending);
+    // Committed records, and those of a commit being written (without their flags): they become
+    // visible once this write is durable.
+    const live = <T extends AnyRec>(m: Map<number, T>) => {
+      const out: T[] = [];
+      for (const r of m.values()) {
+        if (!r.pending) out.push(r);
+        else if (r.committing) {
+          const { pending: _p, committing: _c, ...rest } = r;
+          out.push(rest as T);
+        }
+      }
+      return out;
+    };
     const r = this.reserved;
     return {
       version: 1,

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { AgentError } from '../../../src/model/errors.js';
 import type { MountRec } from '../../../src/store/records.js';
@@ -16,17 +17,22 @@ describe('core: concurrent requests', () => {
   });
   afterEach(() => h.close());
 
-  it(`${N} parallel nested creates: unique ids, each request's ids together, every record there, refs right`, async () => {
+  it(`${N} parallel nested creates: unique ids, each request's ids depth-first, every record there, refs right`, async () => {
     await h.createMount(tmp('shared')); // mount 0
     h.world.delay = jitter;
     const made = await Promise.all(Array.from({ length: N }, (_, i) => h.createMount(stack(`s${i}`, [fs(`f${i}`, disk(`d${i}`)), ref(0)]))));
     assert.deepEqual(h.store.list('attach').map((r) => r.id), [...Array(N).keys()]);
     assert.deepEqual(h.store.list('mount').map((r) => r.id), [...Array(2 * N + 1).keys()]);
     for (const s of made) {
-      // The one lock runs a request alone, so its ids are given depth-first without gaps.
-      const f = h.store.get('mount', s.id - 1);
-      assert.equal(f.spec.name, `f${(s.spec.name as string).slice(1)}`);
+      // Requests run side by side, so one request's ids need not be adjacent; but each is given
+      // depth-first (a child's before its parent's), and each level holds its own children.
+      const i = (s.spec.name as string).slice(1);
+      const f = h.store.get('mount', s.holds[0]!.id);
+      assert.equal(f.spec.name, `f${i}`);
       assert.deepEqual(s.holds, [{ type: 'mount', id: f.id }, { type: 'mount', id: 0 }]);
+      assert.ok(f.id < s.id, `fs f${i} (${f.id}) given before its parent (${s.id})`);
+      const d = h.store.get('attach', f.holds[0]!.id);
+      assert.equal(d.spec.name, `d${i}`);
     }
     assert.equal(h.store.refs(h.store.get('mount', 0)), N + 1);
     const saved = await h.saved();
@@ -156,4 +162,97 @@ describe('core: concurrent requests', () => {
       }
     },
   );
+  it('the lock is not held across kernel work: a request held in its driver call does not keep another from finishing', async () => {
+    const gate = h.world.gate('mount', 'slow');
+    const slow = h.createMount(tmp('slow'));
+    await gate.reached;
+    const fast = await h.createMount(tmp('fast'));
+    const removed = await h.remove('mount', fast.id);
+    assert.equal(removed.id, fast.id);
+    gate.release();
+    const s = await slow;
+    assert.deepEqual(h.store.list('mount').map((m) => m.spec.name), ['slow']);
+    assert.equal(s.id, 0);
+    h.checkIndex();
+  });
+
+  it('a delete of what a create in flight references waits for it: the create undone, the delete then goes ahead', async () => {
+    await h.createAttach(disk('a'));
+    const gate = h.world.gate('mount', 'f');
+    h.world.failAt({ op: 'mount', name: 'f' });
+    const creating = h.createMount(fs('f', ref(0)));
+    await gate.reached;
+    let settled = false;
+    const removing = h.remove('attach', 0).finally(() => (settled = true));
+    await sleep(10);
+    assert.equal(settled, false, 'the delete waits for the create that references it');
+    gate.release();
+    await assert.rejects(creating);
+    assert.equal((await removing).id, 0);
+    assert.deepEqual(h.all(), []);
+    assert.deepEqual(h.world.lines(['detach']), ['detach disk:a']);
+  });
+
+  it('a delete of a child its parent defined, referenced by a create in flight, keeps it for that create (then the user\'s)', async () => {
+    await h.createMount(stack('s', [tmp('t')])); // tmp t = mount 0, stack s = mount 1 owning it
+    const gate = h.world.gate('mount', 'u');
+    const creating = h.createMount(stack('u', [ref(0), tmp('x')])); // references t, then held making x
+    await gate.reached;
+    const removing = h.remove('mount', 1); // s goes; t, defined by s, is wanted by u
+    await sleep(10);
+    gate.release();
+    await creating;
+    await removing;
+    const t = h.byName('t')!;
+    assert.equal(t.owner, 'user', 'kept for the create that references it, as a top-level object');
+    assert.deepEqual(h.world.lines(['unmount']), ['unmount stack:s']);
+    h.checkIndex();
+  });
+
+  it('a forced delete of a child whose user is its own parent completes (the parent first, then the child, once)', async () => {
+    await h.createMount(stack('s', [tmp('t')]));
+    await h.remove('mount', 0, true);
+    assert.deepEqual(h.world.lines(['unmount']), ['unmount stack:s', 'unmount tmp:t']);
+    assert.deepEqual(h.all(), []);
+  });
+
+  it('parallel creates share state writes (group commit), and each answers only once its records are in the file', async () => {
+    h.world.delay = jitter;
+    const saver = (h.store as unknown as { saver: { writes: number } }).saver;
+    const before = saver.writes;
+    const inFile: boolean[] = [];
+    await Promise.all(
+      Array.from({ length: N }, (_, i) =>
+        h.createMount(tmp(`t${i}`)).then((m) => {
+          const saved = JSON.parse(readFileSync(h.store.file, 'utf8')) as { mount: Array<{ id: number }> };
+          inFile.push(saved.mount.some((r) => r.id === m.id));
+        }),
+      ),
+    );
+    assert.deepEqual(inFile, Array(N).fill(true), 'every answer came after its commit was written');
+    // Each request asks for two writes (its intent, its commit: the harness gives no spec);
+    // requests in flight together share them.
+    const writes = saver.writes - before;
+    assert.ok(writes < 2 * N, `${writes} writes for ${N} parallel creates (${2 * N} without sharing)`);
+    const saved = await h.saved();
+    assert.equal(saved.mount.length, N);
+  });
+
+  it('an update from a watcher started inside a transaction does not wait for another request in flight, and saves none of its pending records', async () => {
+    let watcherRan!: Promise<void>;
+    const gate = h.world.gate('mount', 'u');
+    await h.engine.transaction(async (tx) => {
+      await h.engine.createMount(tmp('t'), 'user', tx, 'mount');
+      watcherRan = gate.reached.then(() => h.engine.update(() => {}));
+    });
+    const creating = h.createMount(tmp('u')); // mount 1, held in the middle by the gate
+    await gate.reached;
+    await watcherRan; // while mount 1's request is still held
+    const saved = await h.saved();
+    assert.deepEqual(saved.mount.map((m) => m.id), [0], 'the pending mount 1 is not in the file');
+    assert.equal(h.store.find('mount', 1)?.pending, true);
+    gate.release();
+    await creating;
+    assert.deepEqual((await h.saved()).mount.map((m) => m.id), [0, 1]);
+  });
 });

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { Mutex } from '../../../src/util/mutex.js';
-import { Harness, tmp } from './harness.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -52,40 +51,6 @@ describe('util: the core\'s Mutex', () => {
       });
       await background;
       assert.deepEqual(order, ['A start', 'A end', 'background']);
-    },
-  );
-});
-
-describe('core: the lock and work spawned inside a transaction', () => {
-  let h: Harness;
-  beforeEach(async () => {
-    h = await Harness.create();
-  });
-  afterEach(() => h.close());
-
-  it(
-    'an engine.update() from a watcher started inside a transaction waits for the transaction in flight',
-    {},
-    async () => {
-      let watcherRan!: Promise<void>;
-      let sawPending: boolean | undefined;
-      const gate = h.world.gate('mount', 'u');
-      // A request that, like ContainerManager.start(), leaves a watcher behind that records something later.
-      await h.engine.transaction(async (tx) => {
-        await h.engine.createMount(tmp('t'), 'user', tx, 'mount');
-        watcherRan = gate.reached.then(() =>
-          h.engine.update(() => {
-            sawPending = h.store.find('mount', 1)?.pending === true;
-          }),
-        );
-      });
-      const creating = h.createMount(tmp('u')); // mount 1, held in the middle by the gate
-      await gate.reached;
-      await sleep(15);
-      gate.release();
-      await creating;
-      await watcherRan;
-      assert.equal(sawPending, false, 'the update ran while another request held the lock (it saw its pending record)');
     },
   );
 });

@@ -13,6 +13,10 @@ export interface RunOptions {
   /** What the tool's failure means, when the caller knows (default INTERNAL: a fault of the node). */
   failKind?: ErrorKind;
   cwd?: string;
+  /** Write stdout into this file (created or truncated) instead of returning it (a decompressor's output, say). */
+  stdoutFile?: string;
+  /** Stop the tool (SIGTERM) when this is aborted; the run rejects. */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -36,6 +40,8 @@ export async function run(file: string, args: string[], opts: RunOptions = {}): 
     reject: false,
     stripFinalNewline: true,
     stdin: opts.input === undefined ? 'ignore' : 'pipe',
+    ...(opts.stdoutFile === undefined ? {} : { stdout: { file: opts.stdoutFile } }),
+    ...(opts.signal === undefined ? {} : { cancelSignal: opts.signal }),
   });
   if (res.failed) {
     const cmd = redact([file, ...args].join(' '), secrets);
@@ -47,5 +53,5 @@ export async function run(file: string, args: string[], opts: RunOptions = {}): 
           `exit code ${res.exitCode}`;
     throw new AgentError(res.timedOut ? 'TIMEOUT' : (opts.failKind ?? 'INTERNAL'), `${cmd}: ${why}`);
   }
-  return { stdout: String(res.stdout), stderr: String(res.stderr) };
+  return { stdout: opts.stdoutFile === undefined ? String(res.stdout) : '', stderr: String(res.stderr) };
 }

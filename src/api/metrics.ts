@@ -25,7 +25,7 @@ export function createMetrics(store: Store, events: EventHub): Metrics {
 
   new Gauge({
     name: 'imageapi_objects',
-    help: 'Objects the agent tracks, by type, kind (attachments, mounts) and state (containers)',
+    help: 'Objects the agent tracks, by type, kind (attachments, mounts; an image\'s format) and state (containers, images)',
     labelNames: ['type', 'kind', 'state'],
     registers: [registry],
     collect() {
@@ -33,6 +33,7 @@ export function createMetrics(store: Store, events: EventHub): Metrics {
       for (const a of store.list('attach')) this.inc({ type: 'attach', kind: a.kind, state: '' });
       for (const m of store.list('mount')) this.inc({ type: 'mount', kind: m.kind, state: '' });
       for (const c of store.list('container')) this.inc({ type: 'container', kind: '', state: c.state });
+      for (const i of store.list('image')) this.inc({ type: 'image', kind: i.format ?? '', state: i.state });
     },
   });
   const requests = new Counter({

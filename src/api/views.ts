@@ -4,12 +4,15 @@
 import { type Drivers, secretFieldsOf } from '../core/engine.js';
 import type { ChildSlot } from '../model/objects.js';
 import { withoutSecrets } from '../model/secrets.js';
-import type { AttachSpec, ContainerSpec, MountOverlayV1, MountRbdV1, MountSpec, RbdV1 } from '../model/types.js';
-import type { AttachRec, ContainerRec, MountRec } from '../store/records.js';
+import type { AttachSpec, ContainerSpec, ImageSpec, MountOverlayV1, MountRbdV1, MountSpec, RbdV1 } from '../model/types.js';
+import type { AttachRec, ContainerRec, ImageRec, MountRec } from '../store/records.js';
+import { describeRec, refOf } from '../store/records.js';
+import { shownUrl } from '../image/fetch.js';
 import type { Store } from '../store/store.js';
 import { ALL_CAPS } from '../container/spec.js';
 
 type Id = { id: number };
+type ImageView = ImageSpec;
 
 export class Views {
   private readonly secrets: ReadonlySet<string>;
@@ -25,7 +28,7 @@ export class Views {
   private expand(spec: Record<string, unknown>, slots: ChildSlot[]): Record<string, unknown> {
     const body = withoutSecrets(spec, this.secrets);
     for (const s of slots) {
-      const one = (ref: Id) => (s.type === 'attach' ? this.attachById(ref.id) : this.mountById(ref.id));
+      const one = (ref: Id) => (s.type === 'attach' ? this.attachById(ref.id) : s.type === 'image' ? this.imageById(ref.id) : this.mountById(ref.id));
       const v = body[s.field];
       if (v !== undefined) body[s.field] = s.many ? (v as Id[]).map(one) : one(v as Id);
     }
@@ -52,6 +55,41 @@ export class Views {
   mountById(id: number): MountSpec {
     const r = this.store.find('mount', id);
     return r ? this.mount(r) : { id };
+  }
+
+  imageById(id: number): ImageView {
+    const r = this.store.find('image', id);
+    return r ? this.image(r) : { id };
+  }
+
+  /** An image: where it comes from, what it is, how far its pull is, who holds it. */
+  image(rec: ImageRec): ImageView {
+    const source = { ...rec.source };
+    // A URL's user and password are never shown back.
+    if (typeof source.uri === 'string') source.uri = shownUrl(source.uri);
+    return {
+      id: rec.id,
+      ...(rec.name ? { name: rec.name } : {}),
+      refs: this.store.refs(rec),
+      state: rec.state,
+      source,
+      digest: rec.digest,
+      url: shownUrl(rec.resolved.url),
+      description: rec.resolved.description,
+      format: (rec.format as ImageView['format']) ?? null,
+      compression: rec.resolved.compression,
+      size: rec.size,
+      progress: { ...rec.progress },
+      ...(rec.error ? { error: rec.error } : {}),
+      last_used: rec.last_used,
+      created_at: rec.created_at,
+      users: this.store.holders(refOf(rec)).map((u) => ({ type: u.type as 'attach' | 'mount', id: u.id, ...('kind' in u ? { kind: u.kind } : {}) })),
+    };
+  }
+
+  /** For messages: who holds an image. */
+  imageUsers(rec: ImageRec): string {
+    return this.store.holders(refOf(rec)).map(describeRec).join(', ');
   }
 
   container(rec: ContainerRec): ContainerSpec {

@@ -8,7 +8,7 @@ import { AgentError, inUse, invalid, isNoSpace, noSpace, toAgentError, unsupport
 import type { Dep, DriverContext, Resolved } from '../model/objects.js';
 import type { AttachSpec, MountSpec } from '../model/types.js';
 import type { MountAlias, MountDriver } from '../mount/driver.js';
-import type { AnyRec, AttachRec, ContainerRec, MountRec, Owner, Ref } from '../store/records.js';
+import type { AnyRec, AttachRec, ContainerRec, ImageRec, MountRec, Owner, Ref } from '../store/records.js';
 import { describeRec, refOf, sameRef } from '../store/records.js';
 import type { Intent, Store } from '../store/store.js';
 import { attachedLoops } from '../sys/loop.js';
@@ -17,7 +17,7 @@ import { withMountSnapshot } from '../sys/mountinfo.js';
 import { Mutex } from '../util/mutex.js';
 import { EventHub } from './events.js';
 import { cleanOrphans, raiseSeqFromRunDir, type Recovery } from './recover.js';
-import { Tx } from './tx.js';
+import { NeedImage, Tx } from './tx.js';
 
 export interface Drivers {
   attach: Record<string, AttachDriver<any>>;
@@ -31,6 +31,23 @@ export interface ContainerHooks {
   stop(rec: ContainerRec): Promise<void>;
   /** Kill what is left of it and remove its cgroup and files. Called with the lock held; must not wait for its end. */
   teardown(rec: ContainerRec): Promise<void>;
+}
+
+/** What the core needs of its image part (core/images.ts) when a spec names an image. */
+export interface ImageHooks {
+  /**
+   * Inside a transaction: the ready image a child slot names (a reference `{id}` or an image
+   * request). Throws NeedImage when it must be defined or waited for first (outside the lock).
+   */
+  resolve(spec: unknown, owner: Owner, tx: Tx, where: string): ImageRec;
+  /** Outside the lock: define the image `need` names (memo: its id) and wait for it, until `deadline` (ms). */
+  prepare(need: NeedImage, memo: Map<string, number>, deadline: number): Promise<void>;
+  /** Delete its cache file (and stop its pull). Called with the lock held. */
+  teardown(rec: ImageRec): Promise<void>;
+  /** After a restart: still usable (its cache file there, or its pull to be redone)? */
+  adopt(rec: ImageRec): Promise<boolean>;
+  /** How long a request waits for an image being pulled (ms). */
+  readonly pullTimeoutMs: number;
 }
 
 /** Every spec field, of every kind, that holds a key (the drivers declare them). */
@@ -60,7 +77,8 @@ function at(where: string, err: unknown): AgentError {
   return toAgentError(err).within(where);
 }
 
-function depOf(rec: AttachRec | MountRec): Dep {
+function depOf(rec: AttachRec | MountRec | ImageRec): Dep {
+  if (rec.type === 'image') return { type: 'image', id: rec.id, path: rec.path!, format: rec.format as Extract<Dep, { type: 'image' }>['format'] };
   return rec.type === 'attach'
     ? // (records written before `readonly` moved out of the driver's state keep it there)
       { type: 'attach', id: rec.id, device_file: rec.attached.device_file, readonly: rec.attached.readonly ?? rec.attached.state.readonly === true }
@@ -73,6 +91,9 @@ export class Engine {
   readonly events = new EventHub();
   readonly attachKinds: string[];
   readonly mountKinds: string[];
+
+  /** The image part (set by the wiring; without it, a spec naming an image is refused). */
+  images: ImageHooks | null = null;
 
   constructor(
     readonly store: Store,
@@ -100,6 +121,21 @@ export class Engine {
    * the request's second and last write. A failed save at either end undoes the request.
    */
   async transaction<T>(fn: (tx: Tx) => Promise<T>, spec?: unknown): Promise<T> {
+    // An image the request names that is not ready: the attempt is undone, the image defined and
+    // waited for outside the lock (bounded by image_pull_timeout), and the request runs again.
+    const memo = new Map<string, number>();
+    const deadline = Date.now() + (this.images?.pullTimeoutMs ?? 0);
+    for (;;) {
+      try {
+        return await this.attempt(fn, spec, memo);
+      } catch (err) {
+        if (!(err instanceof NeedImage) || !this.images) throw err;
+        await this.images.prepare(err, memo, deadline);
+      }
+    }
+  }
+
+  private async attempt<T>(fn: (tx: Tx) => Promise<T>, spec: unknown, memo: Map<string, number>): Promise<T> {
     return this.lock.run(async () => {
       const { intent, reserve } = await this.intentFor(spec);
       this.store.beginIntent(intent, reserve);
@@ -109,7 +145,7 @@ export class Engine {
         this.store.endIntent(); // nothing was touched: a full disk refuses the request as it is
         throw err;
       }
-      const tx = new Tx();
+      const tx = new Tx(memo);
       try {
         const out = await fn(tx);
         tx.publish();
@@ -124,7 +160,7 @@ export class Engine {
         for (const r of tx.created) this.events.record('created', r);
         return out;
       } catch (err) {
-        this.events.failure('create', err);
+        if (!(err instanceof NeedImage)) this.events.failure('create', err);
         this.store.endIntent();
         await tx.rollback(this.ctx.log);
         // Drop the intent from the file too (best effort: the next save does it otherwise).
@@ -278,16 +314,26 @@ export class Engine {
       throw at(where, err);
     }
     for (const slot of slots) {
-      const given = body[slot.field];
+      let given: unknown;
+      try {
+        given = slot.derive ? slot.derive(deps) : body[slot.field];
+      } catch (err) {
+        throw at(where, err);
+      }
+      if (slot.derive && given === undefined) continue;
       if (given === undefined || given === null || (slot.many && !Array.isArray(given))) {
         throw invalid(`${where}.${kind}.${slot.field}: ${slot.many ? 'a list of references or definitions' : 'a reference or a definition'} is needed`);
       }
       const list = slot.many ? (given as unknown[]) : [given];
-      const recs: Array<AttachRec | MountRec> = [];
+      const recs: Array<AttachRec | MountRec | ImageRec> = [];
       for (const [i, child] of list.entries()) {
         const w = `${where}.${kind}.${slot.field}${slot.many ? `[${i}]` : ''}`;
         const rec =
-          slot.type === 'attach' ? await this.resolveAttach(child as AttachSpec, me, tx, w) : await this.resolveMount(child as MountSpec, me, tx, w);
+          slot.type === 'attach'
+            ? await this.resolveAttach(child as AttachSpec, me, tx, w)
+            : slot.type === 'mount'
+              ? await this.resolveMount(child as MountSpec, me, tx, w)
+              : this.resolveImage(child, me, tx, w);
         if (holds.some((h) => sameRef(h, refOf(rec)))) throw invalid(`${w}: ${describeRec(rec)} is already named in this ${kind}`);
         holds.push(refOf(rec));
         recs.push(rec);
@@ -296,6 +342,12 @@ export class Engine {
       deps[slot.field] = slot.many ? recs.map(depOf) : depOf(recs[0]!);
     }
     return { holds, spec, deps };
+  }
+
+  /** A nested image: a reference `{id}` or an image request (core/images.ts). */
+  private resolveImage(spec: unknown, owner: Owner, tx: Tx, where: string): ImageRec {
+    if (!this.images) throw unsupported(`${where}: images are not available in this agent`);
+    return this.images.resolve(spec, owner, tx, where);
   }
 
   // ------------------------------------------------------------------ create
@@ -432,6 +484,7 @@ export class Engine {
   /** Undo the kernel side of one object. */
   private async teardown(rec: AnyRec): Promise<void> {
     if (rec.type === 'container') return this.containers.teardown(rec);
+    if (rec.type === 'image') return this.images?.teardown(rec);
     if (rec.type === 'attach') {
       await this.drivers.attach[rec.kind]!.detach(rec.spec, rec.attached, this.ctx);
       return;
@@ -453,7 +506,8 @@ export class Engine {
     for (const h of rec.holds) {
       const child = this.store.find(h.type, h.id);
       if (!child || child.owner === 'user' || !sameRef(child.owner, refOf(rec))) continue;
-      if (this.store.holders(h).length > 0) {
+      // An image stays cached when what defined it goes (evicted later, least recently used first).
+      if (this.store.holders(h).length > 0 || child.type === 'image') {
         child.owner = 'user'; // still in use elsewhere: it outlives its parent, and is now the user's
         continue;
       }
@@ -488,6 +542,12 @@ export class Engine {
   async reconcile(adoptContainer: (rec: ContainerRec) => Promise<boolean>, recovery: Recovery = {}): Promise<void> {
     await this.lock.run(async () => {
       const gone: AnyRec[] = [];
+      // Images first: a ready image whose cache file vanished takes what stands on it along.
+      for (const rec of this.store.list('image')) {
+        const ok = this.images ? await this.images.adopt(rec).catch((err) => this.keptUnchecked(rec, err, true)) : true;
+        if (ok) this.events.record('adopted', rec);
+        else gone.push(rec);
+      }
       // Adoption only looks: one reading of the mount table serves every mount.
       await withMountSnapshot(async () => {
         for (const rec of this.store.list('attach')) {

@@ -170,6 +170,11 @@ export class ImageCache {
     return next;
   }
 
+  /** Wait for the sidecar writes in progress (touches), before a stop say. */
+  async flush(): Promise<void> {
+    await Promise.all([...this.writes.values()].map((w) => w.catch(() => undefined)));
+  }
+
   /** Delete an entry (the caller checked that nothing uses it): its sidecar first, so a crash leaves an orphan scan() removes. */
   async remove(digest: Digest): Promise<void> {
     const e = this.entries.get(digest);

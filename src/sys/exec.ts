@@ -40,7 +40,7 @@ export async function run(file: string, args: string[], opts: RunOptions = {}): 
     reject: false,
     stripFinalNewline: true,
     stdin: opts.input === undefined ? 'ignore' : 'pipe',
-    ...(opts.stdoutFile === undefined ? {} : { stdout: { file: opts.stdoutFile } }),
+    ...(opts.stdoutFile === undefined ? {} : { stdout: { file: opts.stdoutFile }, buffer: { stdout: false } }),
     ...(opts.signal === undefined ? {} : { cancelSignal: opts.signal }),
   });
   if (res.failed) {

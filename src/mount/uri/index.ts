@@ -102,7 +102,7 @@ export const uriDriver: MountDriver<MountUri> = {
     } catch (err) {
       await unmount(mountpoint).catch(() => {});
       const e = toAgentError(err);
-      if (/No space left on device/i.test(e.message)) {
+      if (/No space left on device|Wrote only \d+ of \d+ bytes|Cannot write/i.test(e.message)) {
         throw noSpace(`uri: image ${img.id} does not fit into a tmpfs of size ${size} (give a larger "size"): ${e.message}`);
       }
       throw e.within(`uri: unpacking image ${img.id}`);

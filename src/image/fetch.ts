@@ -19,8 +19,8 @@ import type { Digest, Progress, ResolvedImage } from './types.js';
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
 const MAX_REDIRECTS = 5;
-/** How often a download reports progress (bytes), besides its start and its end. */
-const PROGRESS_EVERY = 1 << 20;
+/** How often a download reports progress: every 1% of it, at least every 64 KiB (besides its start and its end). */
+const progressStep = (total: number | null) => Math.max(64 << 10, Math.floor((total ?? 1 << 26) / 100));
 
 export interface Timeouts {
   /** No TCP (and TLS) connection within this → TIMEOUT. */
@@ -209,6 +209,7 @@ export async function download(img: ResolvedImage, dest: string, opts: DownloadO
     if (opts.signal?.aborted) onAbort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     report();
+    const step = progressStep(total);
     const counter = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         done += chunk.length;
@@ -217,7 +218,7 @@ export async function download(img: ResolvedImage, dest: string, opts: DownloadO
           return;
         }
         (hash as Hash).update(chunk);
-        if (done - lastReport >= PROGRESS_EVERY) report();
+        if (done - lastReport >= step) report();
         cb(null, chunk);
       },
     });

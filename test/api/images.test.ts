@@ -210,4 +210,185 @@ describe('images from image servers', () => {
     await nothingLeftBut([]);
     assert.deepEqual(cacheFiles(runDir), []);
   });
+
+  /** The image, once `pred` holds for it (bounded: a pull that never gets there fails the test). */
+  async function imageWhen(id: number, pred: (i: any) => boolean, what: string): Promise<any> {
+    for (let i = 0; i < 600; i++) {
+      const r = await agent.get(`/image?id=${id}`);
+      if (r.status === 200 && pred(r.body[0])) return r.body[0];
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    throw new Error(`image ${id} never became ${what}`);
+  }
+
+  it('POST /image answers while the pull runs; GET shows its progress, events report it; a mount naming it waits for it', async () => {
+    const f = servers.files['busybox.sqsh']!;
+    const p = await agent.post('/image', { name: 'slowbox', uri: f.slow, checksum: f.digest });
+    assert.equal(p.status, 201, p.text);
+    assert.equal(p.body.state, 'pulling', 'answered before the pull ended');
+    assert.equal(p.body.name, 'slowbox');
+    assert.equal(p.body.refs, 1);
+    const id = p.body.id;
+    // A mount naming it now waits for it (within image_pull_timeout), then mounts the verified file.
+    const mountP = agent.post('/mount', { kind: 'uri', uri: { image: { id } } });
+    const during = await imageWhen(id, (i) => i.state !== 'pulling' || i.progress.done > 0, 'started');
+    if (during.state === 'pulling') assert.ok(during.progress.done <= f.size);
+    const m = await mountP;
+    assert.equal(m.status, 201, m.text);
+    assert.equal(m.body.uri.image.state, 'ready');
+    assert.ok(existsSync(join(m.body.mountpoint, 'bin/busybox')));
+    const w = await agent.get(`/image/wait?name=slowbox&state=ready&timeout=5`);
+    assert.equal(w.status, 200, w.text);
+    assert.deepEqual(w.body.progress, { done: f.size, total: f.size });
+    // The events: progress, growing, then pulling → ready.
+    const ev = await agent.get(`/events?type=image&id=${id}&stream=false`);
+    const events = ev.text.trim().split('\n').map((l) => JSON.parse(l));
+    const progress = events.filter((e) => e.action === 'progress').map((e) => e.progress.done);
+    assert.ok(progress.length >= 2, `progress events: ${JSON.stringify(progress)}`);
+    assert.deepEqual([...progress].sort((a, b) => a - b), progress, 'done only grows');
+    const st = events.find((e) => e.action === 'state');
+    assert.equal(st.old_state, 'pulling');
+    assert.equal(st.state, 'ready');
+    assert.match(agent.output, /image \d+: pulled \d+%/, 'progress reaches the log');
+    // A second POST of the same image names the same object.
+    const again = await agent.post('/image', { uri: f.http, checksum: f.digest });
+    assert.equal(again.status, 200, again.text);
+    assert.equal(again.body.id, id);
+    assert.equal((await agent.del(`/mount?id=${m.body.id}`)).status, 200);
+    await deleteAllImages();
+    await nothingLeftBut([]);
+  });
+
+  it('a wrong checksum, a corrupted file, a 404 and a stopped server fail naming the URL, with nothing left', async () => {
+    const f = servers.files['busybox.sqsh']!;
+    const other = servers.files['busybox.sqsh.gz']!;
+    const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+      ['wrong checksum', { uri: f.http, checksum: other.digest }, /checksum|digest|sha256/i],
+      ['corrupted file', { uri: servers.files['corrupt.sqsh']!.http, checksum: f.digest }, /checksum|digest|sha256/i],
+      ['404', { uri: `${servers.http}no-such.sqsh`, checksum: f.digest }, /404/],
+    ];
+    for (const [what, uri, why] of cases) {
+      const r = await raw(agent, 'POST', '/mount', overlayOn({ kind: 'uri', uri }));
+      assert.ok(r.status >= 400 && ![500, 501].includes(r.status), `${what}: ${r.text}`);
+      assert.ok(r.body.message.includes(String(uri.uri).replace(/^http:\/\//, '')), `${what} names the URL: ${r.body.message}`);
+      assert.match(r.body.message, why, what);
+      await nothingLeftBut([]);
+      assert.deepEqual(cacheFiles(runDir), [], `${what}: no cache file`);
+    }
+    await servers.stopNginx();
+    try {
+      const r = await raw(agent, 'POST', '/mount', { kind: 'uri', uri: { uri: f.http, checksum: f.digest } });
+      assert.ok([502, 504].includes(r.status), `stopped server: ${r.text}`);
+      assert.ok(r.body.message.includes(new URL(f.http).host), r.body.message);
+      await nothingLeftBut([]);
+      assert.deepEqual(cacheFiles(runDir), []);
+      // POST /image of it: answered at once; the object stays, failed, with the error.
+      const p = await agent.post('/image', { uri: f.http, checksum: f.digest });
+      assert.equal(p.status, 201, p.text);
+      const failed = await imageWhen(p.body.id, (i) => i.state !== 'pulling', 'done');
+      assert.equal(failed.state, 'failed');
+      assert.ok(failed.error.includes(new URL(f.http).host), failed.error);
+      const w = await raw(agent, 'GET', `/image/wait?id=${p.body.id}`);
+      assert.ok([502, 504].includes(w.status), w.text);
+      // A mount naming the failed image answers its error.
+      const m = await raw(agent, 'POST', '/mount', { kind: 'uri', uri: { image: { id: p.body.id } } });
+      assert.ok([502, 504].includes(m.status), m.text);
+      assert.match(m.body.message, /failed/);
+      await nothingLeftBut([p.body.id]);
+    } finally {
+      await servers.startNginx();
+    }
+    // Once the server is back, asking again pulls it again.
+    const again = await agent.post('/image', { uri: f.http, checksum: f.digest });
+    assert.equal(again.status, 200, again.text);
+    assert.equal((await agent.get(`/image/wait?id=${again.body.id}&timeout=60`)).body.state, 'ready');
+    await deleteAllImages();
+    await nothingLeftBut([]);
+  });
+
+  it('a mount that waits longer than image_pull_timeout is a 504 with nothing of it left; the pull goes on', async () => {
+    await agent.stop();
+    agent = await new TestAgent(runDir, ['--config', configFile, '--image-pull-timeout', '1']).start();
+    try {
+      const f = servers.files['busybox.sqsh.zst']!;
+      const r = await raw(agent, 'POST', '/container', bootSpec(overlayOn({ kind: 'uri', uri: { uri: f.slow, checksum: f.digest } })));
+      assert.equal(r.status, 504, r.text);
+      assert.match(r.body.message, /still pulling after 1 s/);
+      assert.deepEqual((await agent.get('/container')).body, []);
+      assert.deepEqual((await agent.get('/mount')).body, []);
+      assert.deepEqual((await agent.get('/attach')).body, []);
+      const imgs = (await agent.get('/image')).body;
+      assert.equal(imgs.length, 1, 'the image object stays: its pull goes on');
+      const w = await agent.get(`/image/wait?id=${imgs[0].id}&timeout=60`);
+      assert.equal(w.body.state, 'ready');
+      assert.deepEqual(w.body.users, []);
+      await deleteAllImages();
+    } finally {
+      await agent.stop();
+      await startAgent();
+    }
+  });
+
+  it('a restart adopts the images and every mount on them; a cache file gone meanwhile drops what stood on it', async () => {
+    const sq = servers.files['busybox.sqsh']!;
+    const tar = servers.files['busybox.tar.gz']!;
+    const c = await agent.post('/container', {
+      name: 'adopted',
+      state: 'running',
+      mount: overlayOn({ kind: 'uri', uri: { uri: sq.http, checksum: sq.digest } }),
+      command: "/bin/sh -c \"trap 'exit 0' TERM; sleep infinity & wait\"",
+    });
+    assert.equal(c.status, 201, c.text);
+    const t = await agent.post('/mount', { kind: 'uri', uri: { uri: tar.http, checksum: tar.digest } });
+    assert.equal(t.status, 201, t.text);
+    const before = { images: (await agent.get('/image')).body, mounts: (await agent.get('/mount')).body, attach: (await agent.get('/attach')).body };
+    await agent.stop();
+    await startAgent();
+    const after = { images: (await agent.get('/image')).body, mounts: (await agent.get('/mount')).body, attach: (await agent.get('/attach')).body };
+    assert.deepEqual(after.images.map((i: any) => [i.id, i.state, i.digest, i.users]), before.images.map((i: any) => [i.id, i.state, i.digest, i.users]));
+    assert.deepEqual(after.mounts.map((m: any) => [m.id, m.kind, m.mountpoint]), before.mounts.map((m: any) => [m.id, m.kind, m.mountpoint]));
+    assert.deepEqual(after.attach.map((a: any) => [a.id, a.device_file]), before.attach.map((a: any) => [a.id, a.device_file]));
+    assert.equal((await agent.get('/container?name=adopted')).body[0].state, 'running');
+    assert.match(agent.output, /"type":"image","action":"adopted"/);
+
+    // The tar image's cache file goes while the agent is down: its image and its mount are dropped.
+    await agent.stop();
+    const tarImg = t.body.uri.image;
+    const hex = tarImg.digest.split(':')[1];
+    const { rmSync } = await import('node:fs');
+    rmSync(join(runDir, 'images', 'sha256', hex));
+    rmSync(join(runDir, 'images', 'sha256', `${hex}.json`));
+    await startAgent();
+    assert.deepEqual((await agent.get('/image')).body.map((i: any) => i.id), before.images.filter((i: any) => i.id !== tarImg.id).map((i: any) => i.id));
+    assert.equal((await raw(agent, 'GET', `/mount?id=${t.body.id}`)).status, 404, 'the mount on it was dropped');
+    assert.deepEqual(mountsUnder(t.body.mountpoint), []);
+    assert.equal((await agent.del('/container?name=adopted&force=true')).status, 200);
+    await deleteAllImages();
+    await nothingLeftBut([]);
+  });
+
+  it('kill -9 of the agent mid-pull: the partial file is never used, the pull is redone after the restart', async () => {
+    const f = servers.files['busybox.sqsh.bz2']!;
+    const p = await agent.post('/image', { uri: f.slow, checksum: f.digest });
+    assert.equal(p.status, 201, p.text);
+    await imageWhen(p.body.id, (i) => i.progress.done > 0 || i.state !== 'pulling', 'started');
+    await agent.kill9();
+    const partial = cacheFiles(runDir).filter((n) => n.startsWith('tmp/'));
+    await startAgent();
+    // The restarted agent removed the partial file and pulls again.
+    for (const n of partial) assert.ok(!existsSync(join(runDir, 'images', n)), `${n} was removed`);
+    const m = await agent.post('/mount', { kind: 'uri', uri: { image: { id: p.body.id } } });
+    assert.equal(m.status, 201, m.text);
+    const img = (await agent.get(`/image?id=${p.body.id}`)).body[0];
+    assert.equal(img.state, 'ready');
+    assert.equal(img.digest, f.digest);
+    assert.match(agent.output, /pulling again/);
+    const { execFileSync } = await import('node:child_process');
+    const hex = f.digest.split(':')[1]!;
+    // What is mounted is the verified file: the download's bytes decompress to busybox.sqsh's.
+    assert.equal(execFileSync('sha256sum', [join(runDir, 'images', 'sha256', hex)], { encoding: 'utf8' }).split(' ')[0], servers.files['busybox.sqsh']!.sha256);
+    assert.equal((await agent.del(`/mount?id=${m.body.id}`)).status, 200);
+    await deleteAllImages();
+    await nothingLeftBut([]);
+  });
 });

@@ -204,9 +204,12 @@ export class ImageCache {
       return Promise.resolve(have);
     }
     let f = this.flights.get(digest);
-    if (!f) {
+    // A pull every caller gave up on is ending: a new caller starts a new one.
+    if (!f || f.abort.signal.aborted) {
       const nf: Flight = { promise: undefined as never, listeners: new Set(), last: null, waiting: 0, abort: new AbortController(), reserved: 0 };
-      nf.promise = this.pull(img, digest, nf, o.inUse).finally(() => this.flights.delete(digest));
+      nf.promise = this.pull(img, digest, nf, o.inUse).finally(() => {
+        if (this.flights.get(digest) === nf) this.flights.delete(digest);
+      });
       nf.promise.catch(() => undefined); // every caller gets its rejection; none is left unhandled here
       this.flights.set(digest, nf);
       f = nf;

@@ -6,7 +6,7 @@
 // (507) naming the directory. On any failure the temp file is gone.
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { dirname } from 'node:path';
@@ -134,8 +134,14 @@ async function get(
     res.resume();
     res.destroy();
     if (redirects >= MAX_REDIRECTS) throw upstream(`GET ${shownUrl(url)}: more than ${MAX_REDIRECTS} redirects`);
-    const next = new URL(res.headers.location, u).toString();
-    return get(next, o, redirects + 1);
+    let next: URL;
+    try {
+      next = new URL(res.headers.location, u);
+    } catch {
+      throw upstream(`GET ${shownUrl(url)}: ${status} to a malformed location`);
+    }
+    if (next.protocol !== 'http:' && next.protocol !== 'https:') throw upstream(`GET ${shownUrl(url)}: ${status} to a ${next.protocol} URL, refused`);
+    return get(next.toString(), o, redirects + 1);
   }
   if (status < 200 || status >= 300) {
     res.resume();
@@ -183,6 +189,11 @@ export async function download(img: ResolvedImage, dest: string, opts: DownloadO
     let stalled: () => AgentError | undefined = () => undefined;
     if (scheme === 'file:') {
       const path = fileURLToPath(url);
+      try {
+        if (!(await stat(path)).isFile()) throw invalid(`${shownUrl(url)}: not a regular file`);
+      } catch (err) {
+        throw err instanceof AgentError ? err : fromFsError(err, shownUrl(url));
+      }
       const s = createReadStream(path);
       await new Promise<void>((resolve, reject) => {
         s.once('open', () => resolve());

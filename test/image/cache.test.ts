@@ -71,9 +71,13 @@ describe('the image cache', () => {
     assert.equal(c.pulling().size, 1, 'the other caller still waits for it');
     ac2.abort();
     await rejectsWith(p2, 'FAILED_PRECONDITION', 'cancelled');
+    // A caller right after (the given-up pull may still be ending) starts a pull of its own.
+    const fast = await resolve({ uri: f.http, checksum: f.digest }, []);
+    const e = await c.ensure(fast);
+    assert.equal(sha256Of(e.path), srv.files['busybox.sqsh']!.sha256);
     for (let i = 0; i < 100 && c.pulling().size > 0; i++) await new Promise((r) => setTimeout(r, 50));
     assert.equal(c.pulling().size, 0);
-    assert.deepEqual(filesIn(dir), []);
+    assert.deepEqual(filesIn(dir), [`sha256/${f.sha256}`, `sha256/${f.sha256}.json`], 'the entry, nothing of the given-up pull');
     assert.ok(seen.at(-1)!.done < f.size, 'the download stopped before its end');
   });
 

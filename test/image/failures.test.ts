@@ -73,6 +73,23 @@ describe('image pulls that fail, cleanly', () => {
     assertEmpty();
   });
 
+  it('an https server that accepts the connection but never completes TLS: TIMEOUT (bounded by connectTimeoutMs)', async () => {
+    const silent = (await srv.misbehaving('silent')).replace('http:', 'https:');
+    await rejectsWith(pull({ uri: silent, checksum: srv.files['busybox.sqsh']!.digest }), 'TIMEOUT', `cannot reach ${silent}`, 'no connection within 2000 ms');
+    assertEmpty();
+  });
+
+  it('redirects: followed (a few), a loop and a redirect to a file: URL are UPSTREAM', async () => {
+    const f = srv.files['busybox.sqsh']!;
+    const e = await pull({ uri: `${srv.http}redirect/busybox.sqsh`, checksum: f.digest });
+    assert.equal(e.size, f.size);
+    await cache.remove(e.digest);
+    await rejectsWith(pull({ uri: `${srv.http}redirect/loop`, checksum: f.digest }), 'UPSTREAM', `GET ${srv.http}redirect/loop: more than 5 redirects`);
+    await rejectsWith(pull({ uri: `${srv.http}redirect/file`, checksum: f.digest }), 'UPSTREAM', 'to a file: URL, refused');
+    assert.equal(await srv.downloadsSettled(`${srv.http}redirect/loop`, 6), 6, 'the first request and 5 redirects');
+    assertEmpty();
+  });
+
   it('a server that sends fewer bytes than it announced: UPSTREAM truncated', async () => {
     const short = await srv.misbehaving('short', 100_000);
     await rejectsWith(pull({ uri: short, checksum: srv.files['busybox.sqsh']!.digest }), 'UPSTREAM', `truncated download of ${short}`);

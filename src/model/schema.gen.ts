@@ -989,7 +989,7 @@ export interface components {
             readonly digest?: string;
             /** @description The file's URL (without user and password). */
             readonly url?: string;
-            /** @description What it is */
+            /** @description What it is, for people. */
             readonly description?: string;
             /**
              * Format: int64
@@ -1109,7 +1109,7 @@ export interface components {
             action: "created" | "state" | "progress" | "deleted" | "adopted" | "vanished";
             /** Format: int64 */
             id: number;
-            /** @description The kind of an attachment or mount */
+            /** @description The kind of an attachment or mount, an image's format. */
             kind?: string;
             /** @description A container's or an image's name. */
             name?: string;
@@ -2323,6 +2323,31 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": 0,
+                     *       "name": "busybox",
+                     *       "refs": 1,
+                     *       "state": "ready",
+                     *       "source": {
+                     *         "uri": "https://images.example/busybox.sqsh",
+                     *         "checksum": "sha256:7d8a1c0b3f9e4a2d6c5b8e1f0a3d7c9b2e4f6a8c0d1e3f5a7b9c2d4e6f8a0b1c"
+                     *       },
+                     *       "digest": "sha256:7d8a1c0b3f9e4a2d6c5b8e1f0a3d7c9b2e4f6a8c0d1e3f5a7b9c2d4e6f8a0b1c",
+                     *       "url": "https://images.example/busybox.sqsh",
+                     *       "description": "https://images.example/busybox.sqsh",
+                     *       "format": "squashfs",
+                     *       "compression": "none",
+                     *       "size": 1105920,
+                     *       "progress": {
+                     *         "done": 1105920,
+                     *         "total": 1105920
+                     *       },
+                     *       "last_used": "2026-12-02T06:31:00.000Z",
+                     *       "created_at": "2026-12-02T06:30:58.000Z",
+                     *       "users": []
+                     *     }
+                     */
                     "application/json": components["schemas"]["image"];
                 };
             };
@@ -2407,6 +2432,31 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": 0,
+                     *       "name": "busybox",
+                     *       "refs": 0,
+                     *       "state": "ready",
+                     *       "source": {
+                     *         "uri": "https://images.example/busybox.sqsh",
+                     *         "checksum": "sha256:7d8a1c0b3f9e4a2d6c5b8e1f0a3d7c9b2e4f6a8c0d1e3f5a7b9c2d4e6f8a0b1c"
+                     *       },
+                     *       "digest": "sha256:7d8a1c0b3f9e4a2d6c5b8e1f0a3d7c9b2e4f6a8c0d1e3f5a7b9c2d4e6f8a0b1c",
+                     *       "url": "https://images.example/busybox.sqsh",
+                     *       "description": "https://images.example/busybox.sqsh",
+                     *       "format": "squashfs",
+                     *       "compression": "none",
+                     *       "size": 1105920,
+                     *       "progress": {
+                     *         "done": 1105920,
+                     *         "total": 1105920
+                     *       },
+                     *       "last_used": "2026-12-02T06:31:00.000Z",
+                     *       "created_at": "2026-12-02T06:30:58.000Z",
+                     *       "users": []
+                     *     }
+                     */
                     "application/json": components["schemas"]["image"];
                 };
             };
@@ -2438,6 +2488,31 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": 0,
+                     *       "name": "busybox",
+                     *       "refs": 1,
+                     *       "state": "ready",
+                     *       "source": {
+                     *         "uri": "https://images.example/busybox.sqsh",
+                     *         "checksum": "sha256:7d8a1c0b3f9e4a2d6c5b8e1f0a3d7c9b2e4f6a8c0d1e3f5a7b9c2d4e6f8a0b1c"
+                     *       },
+                     *       "digest": "sha256:7d8a1c0b3f9e4a2d6c5b8e1f0a3d7c9b2e4f6a8c0d1e3f5a7b9c2d4e6f8a0b1c",
+                     *       "url": "https://images.example/busybox.sqsh",
+                     *       "description": "https://images.example/busybox.sqsh",
+                     *       "format": "squashfs",
+                     *       "compression": "none",
+                     *       "size": 1105920,
+                     *       "progress": {
+                     *         "done": 1105920,
+                     *         "total": 1105920
+                     *       },
+                     *       "last_used": "2026-12-02T06:31:00.000Z",
+                     *       "created_at": "2026-12-02T06:30:58.000Z",
+                     *       "users": []
+                     *     }
+                     */
                     "application/json": components["schemas"]["image"];
                 };
             };

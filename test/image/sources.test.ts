@@ -143,6 +143,16 @@ describe('image sources, resolved and pulled from real servers', () => {
     assert.equal(sq.path, `${dir}/sha1/${s.sha1}`);
   });
 
+  it('an ext4 image, gzip-compressed (.img.gz: the suffix tells the compression, not the format): its format by magic', async () => {
+    const f = srv.files['busybox-ext4.img.gz']!;
+    const img = await resolve({ uri: f.http, checksum: f.digest }, []);
+    assert.equal(img.format, undefined);
+    const e = await cache.ensure(img);
+    assert.equal(e.format, 'ext4');
+    assert.equal(e.compression, 'gzip');
+    assert.equal(e.size, 8 << 20);
+  });
+
   it('uri requests: checksum and scheme checked before anything is fetched', async () => {
     const f = srv.files['busybox.sqsh']!;
     await rejectsWith(resolve({ uri: f.http, checksum: 'md5:abc' }, []), 'INVALID', 'sha256:<64 hex digits>');

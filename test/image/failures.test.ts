@@ -6,6 +6,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ImageCache } from '../../src/image/cache.js';
+import { fetchJson } from '../../src/image/fetch.js';
 import { resolve } from '../../src/image/sources/index.js';
 import type { ImageRequest } from '../../src/image/types.js';
 import { ImageServers } from '../fixtures/image-servers.js';
@@ -103,6 +104,13 @@ describe('image pulls that fail, cleanly', () => {
     const small = { ...img, size: f.size - 10 };
     await rejectsWith(cache.ensure(small), 'UPSTREAM', `truncated download of ${f.http}`);
     assertEmpty();
+  });
+
+  it('index documents: bounded in size, JSON or UPSTREAM', async () => {
+    const f = srv.files['busybox.tar']!;
+    await rejectsWith(fetchJson(f.http, { maxBytes: 4096 }), 'UPSTREAM', f.http, 'larger than 4096 bytes');
+    await rejectsWith(fetchJson(f.http), 'UPSTREAM', f.http, 'not a JSON document');
+    assert.deepEqual(await fetchJson(`${srv.imgapi}images/${srv.imgapiImages.xz.uuid}`).then((m) => (m as { uuid: string }).uuid), srv.imgapiImages.xz.uuid);
   });
 
   it('a file of no known format (its checksum right): INVALID naming the URL', async () => {

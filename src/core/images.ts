@@ -5,13 +5,16 @@
 // still pulling waits within image_pull_timeout), delete (its cache file goes), eviction (the
 // cache evicts unused entries least recently used first; their objects are deleted), and the
 // adoption after a restart (ready: the cache file must be there; pulling: the pull is redone).
+import { realpath } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { ImageCache } from '../image/cache.js';
 import { resolve } from '../image/sources/index.js';
 import type { ImageRequest, Progress, ResolvedImage, SourceConfig } from '../image/types.js';
-import { AgentError, alreadyExists, invalid, notFound, timeout, toAgentError } from '../model/errors.js';
+import { AgentError, alreadyExists, fromFsError, invalid, notFound, timeout, toAgentError } from '../model/errors.js';
 import type { ImageRec, Owner } from '../store/records.js';
 import { describeRec, refOf } from '../store/records.js';
+import { checkSource, policyFrom } from '../sys/paths.js';
 import type { Engine, ImageHooks } from './engine.js';
 import { NeedImage, type Tx } from './tx.js';
 
@@ -111,6 +114,14 @@ export class Images implements ImageHooks {
         ...(this.o.connectTimeoutMs ? { connectTimeoutMs: this.o.connectTimeoutMs } : {}),
         ...(this.o.stallTimeoutMs ? { stallTimeoutMs: this.o.stallTimeoutMs } : {}),
       });
+      // A file: URL reads a file of the host as root: confined like a loopback file (loopback_roots).
+      if (resolved.url.startsWith('file:')) {
+        const path = fileURLToPath(resolved.url);
+        const real = await realpath(path).catch((e) => {
+          throw fromFsError(e, `uri "${path}"`);
+        });
+        await checkSource(real, path, 'uri', policyFrom(this.engine.ctx.config, 'loopback'), true);
+      }
     } catch (err) {
       throw toAgentError(err).within(where);
     }
@@ -139,6 +150,8 @@ export class Images implements ImageHooks {
           out = { rec: same, created: false };
           return;
         }
+        const taken = name !== undefined ? this.store.imageByName(name as string) : undefined;
+        if (taken) throw alreadyExists(`${where}: an image named "${name}" already exists (id ${taken.id})`);
         const rec: ImageRec = {
           type: 'image',
           id: this.store.nextId('image'),

@@ -63,6 +63,7 @@ describe('images from image servers', () => {
         'image_sources:',
         `  - { name: ss, type: simplestreams, url: "${servers.simplestreams}" }`,
         `  - { name: joyent, type: imgapi, url: "${servers.imgapi}" }`,
+        `loopback_roots: ["${servers.dir}"]`,
         '',
       ].join('\n'),
     );
@@ -389,6 +390,74 @@ describe('images from image servers', () => {
     assert.equal(execFileSync('sha256sum', [join(runDir, 'images', 'sha256', hex)], { encoding: 'utf8' }).split(' ')[0], servers.files['busybox.sqsh']!.sha256);
     assert.equal((await agent.del(`/mount?id=${m.body.id}`)).status, 200);
     await deleteAllImages();
+    await nothingLeftBut([]);
+  });
+
+  it('unused images are evicted least recently used first under image_cache_max (their objects deleted); images in use never are', async () => {
+    await agent.stop();
+    agent = await new TestAgent(runDir, ['--config', configFile, '--image-cache-max', '1500000']).start();
+    try {
+      const a = servers.files['busybox.sqsh']!;
+      const b = servers.files['busybox.sqsh.xz']!;
+      const pa = await agent.post('/image', { uri: a.http, checksum: a.digest });
+      assert.equal((await agent.get(`/image/wait?id=${pa.body.id}&timeout=60`)).body.state, 'ready');
+      const pb = await agent.post('/image', { uri: b.http, checksum: b.digest });
+      assert.equal((await agent.get(`/image/wait?id=${pb.body.id}&timeout=60`)).body.state, 'ready');
+      // A had to make room for B: its object went, with a `deleted` event.
+      await imageWhen(pb.body.id, () => true, 'listed');
+      let left: any[] = [];
+      for (let i = 0; i < 100; i++) {
+        left = (await agent.get('/image')).body;
+        if (left.length === 1) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.deepEqual(left.map((i) => i.id), [pb.body.id]);
+      const ev = (await agent.get(`/events?type=image&id=${pa.body.id}&stream=false`)).text;
+      assert.match(ev, /"action":"deleted"/);
+      assert.ok(!existsSync(join(runDir, 'images', 'sha256', a.sha256)), 'its cache file went');
+      // B in use by a mount: pulling A again cannot evict it, and fails for lack of room.
+      const m = await agent.post('/mount', { kind: 'uri', uri: { image: { id: pb.body.id } } });
+      assert.equal(m.status, 201, m.text);
+      const again = await agent.post('/image', { uri: a.http, checksum: a.digest });
+      const failed = await imageWhen(again.body.id, (i) => i.state !== 'pulling', 'done');
+      assert.equal(failed.state, 'failed');
+      assert.match(failed.error, /cannot hold/);
+      assert.equal((await agent.get(`/image?id=${pb.body.id}`)).body[0].state, 'ready');
+      assert.equal((await agent.del(`/mount?id=${m.body.id}`)).status, 200);
+      await deleteAllImages();
+    } finally {
+      await agent.stop();
+      await startAgent();
+    }
+  });
+
+  it('deleting an image while it is pulled stops the pull and leaves no file', async () => {
+    const f = servers.files['busybox.tar']!;
+    const p = await agent.post('/image', { uri: f.slow, checksum: f.digest });
+    assert.equal(p.status, 201, p.text);
+    const d = await agent.del(`/image?id=${p.body.id}`);
+    assert.equal(d.status, 200, d.text);
+    assert.equal(d.body.state, 'pulling');
+    for (let i = 0; i < 100 && cacheFiles(runDir).length; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(cacheFiles(runDir), []);
+    await nothingLeftBut([]);
+  });
+
+  it('the v0.1 typed overlay route takes a uri mount definition as a lower', async () => {
+    const f = servers.files['busybox.sqsh']!;
+    const o = await agent.post('/mount/overlay', { lower: [{ kind: 'uri', uri: { uri: f.http, checksum: f.digest } }] });
+    assert.equal(o.status, 201, o.text);
+    assert.ok(existsSync(join(o.body.mountpoint, 'bin/busybox')));
+    const del = await agent.del(`/mount/overlay/${o.body.id}`);
+    assert.equal(del.status, 204, del.text);
+    await deleteAllImages();
+    await nothingLeftBut([]);
+  });
+
+  it('a file: URL is confined like a loopback file (loopback_roots)', async () => {
+    const r = await agent.post('/image', { uri: 'file:///etc/hostname', checksum: `sha256:${'0'.repeat(64)}` });
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.body.message, /outside the allowed roots/);
     await nothingLeftBut([]);
   });
 });

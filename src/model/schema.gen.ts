@@ -53,7 +53,8 @@ export interface paths {
         /**
          * Mount a filesystem, an overlay or a bind
          * @description Creates a mount of `kind` (`attach`: a filesystem on an attachment; `overlay`; `bind`;
-         *     `nfs`) and answers it with its `mountpoint` under the run-dir. What it names by `id` must
+         *     `nfs`; `uri`: an image from an image server, waited for while it is pulled) and answers it
+         *     with its `mountpoint` under the run-dir. What it names by `id` must
          *     exist (404); what it defines is created first, depth-first, and belongs to it.
          */
         post: operations["mount"];
@@ -1473,7 +1474,7 @@ export interface components {
                 /**
                  * @example {
                  *       "code": 501,
-                 *       "message": "mount kind uri is not implemented yet"
+                 *       "message": "mount: nfs: this kernel has no NFS client (no \"nfs\" in /proc/filesystems)"
                  *     }
                  */
                 "application/json": components["schemas"]["error"];

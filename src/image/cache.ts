@@ -200,8 +200,21 @@ export class ImageCache {
     }
     const have = this.entries.get(digest);
     if (have) {
-      this.touch(digest);
-      return Promise.resolve(have);
+      // Still there as verified (someone may have removed or cut the file under us): else pulled again.
+      return stat(have.path).then(
+        (st) => (st.isFile() && st.size === have.size ? null : 'changed'),
+        () => 'gone',
+      ).then(async (bad) => {
+        if (!bad) {
+          this.touch(digest);
+          return have;
+        }
+        if (this.entries.get(digest) === have) {
+          this.o.log.warn({ digest, path: have.path, why: bad }, 'image cache: an entry\'s file changed under the cache: pulled again');
+          await this.remove(digest);
+        }
+        return this.ensure(img, o);
+      });
     }
     let f = this.flights.get(digest);
     // A pull every caller gave up on is ending: a new caller starts a new one.

@@ -189,6 +189,16 @@ console.log('done');
     );
     assert.deepEqual(c.list().map((y) => y.digest).sort(), [a.digest, e.digest].sort());
     assert.deepEqual(readdirSync(join(dir, 'tmp')), []);
+    // A file removed or cut under the cache: pulled again, not handed out.
+    used.clear();
+    const n0 = srv.downloads(srv.files['busybox.sqsh']!.http);
+    rmSync(a.path);
+    const a2 = await get('busybox.sqsh');
+    assert.equal(sha256Of(a2.path), srv.files['busybox.sqsh']!.sha256);
+    writeFileSync(a2.path, 'cut');
+    const a3 = await get('busybox.sqsh');
+    assert.equal(sha256Of(a3.path), srv.files['busybox.sqsh']!.sha256);
+    assert.equal(await srv.downloadsSettled(srv.files['busybox.sqsh']!.http, n0 + 2), n0 + 2, 'two more downloads');
     // remove(): the entry and its sidecar.
     await c.remove(e.digest);
     assert.equal(c.get(e.digest), undefined);

@@ -460,4 +460,16 @@ describe('images from image servers', () => {
     assert.match(r.body.message, /outside the allowed roots/);
     await nothingLeftBut([]);
   });
+
+  it('an ext4 image (format found by its content) is mounted read-only with its own type', async () => {
+    const f = servers.files['busybox-ext4.img.gz']!;
+    const { log, container } = await boot(overlayOn({ kind: 'uri', uri: { uri: f.http, checksum: f.digest } }), 'ext4-ok');
+    assert.match(log, /ext4-ok/);
+    const uri = container.mount.overlay.lower[0];
+    assert.equal(uri.uri.image.format, 'ext4');
+    assert.equal(uri.uri.image.compression, 'gzip');
+    assert.equal(uri.uri.attach.loopback.readonly, true);
+    await deleteAllImages();
+    await nothingLeftBut([]);
+  });
 });

@@ -17,14 +17,17 @@ describe('image pulls that fail, cleanly', () => {
   let srv: ImageServers;
   let dir: string;
   let cache: ImageCache;
+  let quick: ImageCache;
   const pull = async (req: ImageRequest, c = cache) => c.ensure(await resolve(req, []));
   const assertEmpty = (d = dir) => assert.deepEqual(filesIn(d), [], 'nothing left in the cache dir');
 
   before(async () => {
     srv = await ImageServers.start();
     dir = tempDir();
-    cache = newCache(dir, { stallTimeoutMs: 400, connectTimeoutMs: 2000 });
+    cache = newCache(dir);
     await cache.scan();
+    // The same directory with short timeouts, only for the servers that misbehave on purpose.
+    quick = newCache(dir, { stallTimeoutMs: 400, connectTimeoutMs: 1000 });
   });
   after(async () => {
     await srv?.stop();
@@ -68,15 +71,15 @@ describe('image pulls that fail, cleanly', () => {
 
   it('a server that accepts and sends nothing, or headers and then nothing: TIMEOUT (bounded by stallTimeoutMs)', async () => {
     const silent = await srv.misbehaving('silent');
-    await rejectsWith(pull({ uri: silent, checksum: srv.files['busybox.sqsh']!.digest }), 'TIMEOUT', silent, 'sent nothing for 400 ms');
+    await rejectsWith(pull({ uri: silent, checksum: srv.files['busybox.sqsh']!.digest }, quick), 'TIMEOUT', silent, 'sent nothing for 400 ms');
     const headers = await srv.misbehaving('headers');
-    await rejectsWith(pull({ uri: headers, checksum: srv.files['busybox.sqsh']!.digest }), 'TIMEOUT', headers, 'sent nothing for 400 ms');
+    await rejectsWith(pull({ uri: headers, checksum: srv.files['busybox.sqsh']!.digest }, quick), 'TIMEOUT', headers, 'sent nothing for 400 ms');
     assertEmpty();
   });
 
   it('an https server that accepts the connection but never completes TLS: TIMEOUT (bounded by connectTimeoutMs)', async () => {
     const silent = (await srv.misbehaving('silent')).replace('http:', 'https:');
-    await rejectsWith(pull({ uri: silent, checksum: srv.files['busybox.sqsh']!.digest }), 'TIMEOUT', `cannot reach ${silent}`, 'no connection within 2000 ms');
+    await rejectsWith(pull({ uri: silent, checksum: srv.files['busybox.sqsh']!.digest }, quick), 'TIMEOUT', `cannot reach ${silent}`, 'no connection within 1000 ms');
     assertEmpty();
   });
 

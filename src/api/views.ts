@@ -66,7 +66,7 @@ export class Views {
   image(rec: ImageRec): ImageView {
     const source = { ...rec.source };
     // A URL's user and password are never shown back.
-    if (typeof source.uri === 'string') source.uri = shownUrl(source.uri);
+    if (typeof source.uri === 'string' && /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(source.uri)) source.uri = shownUrl(source.uri);
     return {
       id: rec.id,
       ...(rec.name ? { name: rec.name } : {}),

@@ -91,7 +91,8 @@ export class Images implements ImageHooks {
   /** Whether anything holds the image of `digest` (then the cache never evicts it). */
   inUse = (digest: string): boolean => {
     const rec = this.store.imageByDigest(digest);
-    return !!rec && (this.store.holders(refOf(rec)).length > 0 || rec.state === 'pulling');
+    // (A request still being made counts: its loop device may be going over the file right now.)
+    return !!rec && (this.store.holders(refOf(rec), true).length > 0 || rec.state === 'pulling');
   };
 
   // ------------------------------------------------------------------ define and pull

@@ -281,9 +281,9 @@ export class Store {
     return out;
   }
 
-  /** Records that hold `ref` (its users). */
-  holders(ref: Ref): AnyRec[] {
-    return [...(this.holdersOf.get(keyOf(ref)) ?? [])].filter((h) => !h.pending);
+  /** Records that hold `ref` (its users); with `pending`, also those of a request not finished yet. */
+  holders(ref: Ref, pending = false): AnyRec[] {
+    return [...(this.holdersOf.get(keyOf(ref)) ?? [])].filter((h) => pending || !h.pending);
   }
 
   /** `refs` as the API shows it: holders, plus the user for a top-level object. */

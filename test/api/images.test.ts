@@ -472,4 +472,32 @@ describe('images from image servers', () => {
     await deleteAllImages();
     await nothingLeftBut([]);
   });
+
+  it('a loopback attachment over an image (base: image): read-only, by definition or by reference', async () => {
+    const f = servers.files['busybox.sqsh']!;
+    const a = await agent.post('/attach', { kind: 'loopback', loopback: { base: 'image', image: { uri: f.http, checksum: f.digest } } });
+    assert.equal(a.status, 201, a.text);
+    assert.equal(a.body.loopback.readonly, true, 'always read-only');
+    const img = a.body.loopback.image;
+    assert.equal(img.state, 'ready');
+    assert.deepEqual(img.users, [{ type: 'attach', id: a.body.id, kind: 'loopback' }]);
+    assert.equal(loopsOver(join(runDir, 'images')).length, 1);
+    // The same image by reference; a mount of either with the image's filesystem type.
+    const b = await agent.post('/attach', { kind: 'loopback', loopback: { base: 'image', image: { id: img.id } } });
+    assert.equal(b.status, 201, b.text);
+    const m = await agent.post('/mount', { kind: 'attach', attach: { fs_type: 'squashfs', attach: { id: b.body.id } } });
+    assert.equal(m.status, 201, m.text);
+    assert.ok(existsSync(join(m.body.mountpoint, 'bin/busybox')));
+    const refused = await agent.del(`/image?id=${img.id}`);
+    assert.equal(refused.status, 409, refused.text);
+    assert.match(refused.body.message, new RegExp(`attachment ${a.body.id} \\(loopback\\), attachment ${b.body.id} \\(loopback\\)`));
+    assert.equal((await agent.del(`/mount?id=${m.body.id}`)).status, 200);
+    assert.equal((await agent.del(`/attach?id=${b.body.id}`)).status, 200);
+    assert.equal((await agent.del(`/attach?id=${a.body.id}`)).status, 200);
+    // The image the first attachment defined stays cached, the user's now.
+    const left = (await agent.get(`/image?id=${img.id}`)).body[0];
+    assert.deepEqual([left.state, left.refs, left.users], ['ready', 1, []]);
+    await deleteAllImages();
+    await nothingLeftBut([]);
+  });
 });

@@ -53,6 +53,9 @@ export const loopbackDriver: AttachDriver<AttachLoopback> = {
     return { device_file: dev, readonly, state: { file, readonly } };
   },
 
+  // Over an image it is read-only whatever the spec said: the answer says so.
+  describe: (spec) => (spec.base === 'image' ? { readonly: true } : {}),
+
   async detach(_spec, attached) {
     if ((await loopBackingFile(attached.device_file)) !== attached.state.file) return; // reused by someone else, or gone
     await loopDetach(attached.device_file);

@@ -4,6 +4,7 @@
 // over the cache file (`attach`, a child of kind loopback with base image, which the core makes
 // once the image's format is known); a tar archive is unpacked into a tmpfs of `size` (GNU tar:
 // owners and modes kept, absolute and `..` member names refused), and the mount holds the image.
+import { shownUrl } from '../../image/fetch.js';
 import { invalid, noSpace, toAgentError } from '../../model/errors.js';
 import { imageDep, type Dep } from '../../model/objects.js';
 import type { MountUri } from '../../model/types.js';
@@ -51,6 +52,11 @@ function imageOf(spec: MountUri): unknown {
   return spec.simplestreams !== undefined ? { simplestreams: spec.simplestreams } : { imgapi: spec.imgapi };
 }
 
+/** A URL's user and password are never shown back. */
+function shownOf(spec: MountUri): { shown?: Record<string, unknown> } {
+  return spec.uri !== undefined && /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(spec.uri) ? { shown: { uri: shownUrl(spec.uri) } } : {};
+}
+
 function attachDep(deps: Record<string, Dep | Dep[]>): Extract<Dep, { type: 'attach' }> | undefined {
   const d = deps.attach;
   return d && !Array.isArray(d) && d.type === 'attach' ? d : undefined;
@@ -87,7 +93,7 @@ export const uriDriver: MountDriver<MountUri> = {
       const options = checkOptions(spec.mount_options, 'uri.mount_options');
       if (!options.includes('ro')) options.push('ro');
       await mountOrInvalid({ source: dev.device_file, target: mountpoint, fstype: img.format, options });
-      return { mountpoint, state: { fstype: img.format, source: dev.device_file } };
+      return { mountpoint, state: { fstype: img.format, source: dev.device_file }, ...shownOf(spec) };
     }
     const size = spec.size ?? DEFAULT_ARCHIVE_SIZE;
     const options = [...checkOptions(spec.mount_options, 'uri.mount_options', ['size', 'mode']), `size=${size}`, 'mode=0755'];
@@ -107,7 +113,7 @@ export const uriDriver: MountDriver<MountUri> = {
       }
       throw e.within(`uri: unpacking image ${img.id}`);
     }
-    return { mountpoint, state: { fstype: 'tmpfs', size } };
+    return { mountpoint, state: { fstype: 'tmpfs', size }, ...shownOf(spec) };
   },
 
   async unmount(_spec, mounted) {

@@ -91,13 +91,14 @@ export async function startAgent(cfg: Config, log: Logger, spec: LoadedSpec): Pr
   };
   // The image cache: its scan removes what a pull cut by a crash left (a partial file is never used).
   const imageDir = cfg.image_dir ?? join(cfg.run_dir, 'images');
-  const cache = new ImageCache({ dir: imageDir, maxBytes: cfg.image_cache_max, log });
+  const timeouts = { connectTimeoutMs: Math.max(1, cfg.image_connect_timeout) * 1000, stallTimeoutMs: Math.max(1, cfg.image_stall_timeout) * 1000 };
+  const cache = new ImageCache({ dir: imageDir, maxBytes: cfg.image_cache_max, log, ...timeouts });
   await cache.scan();
   const guard = new NetGuard(cfg.run_dir, log, cfg.guard_containers);
   const containers = new ContainerManager({ helper: cfg.helper, guard, userns_pool: cfg.userns_pool });
   const engine = new Engine(store, drivers, ctx, { stop: (rec) => containers.stop(rec), teardown: (rec) => containers.teardown(rec) });
   containers.attach(engine);
-  const images = new Images(engine, { cache, sources: cfg.image_sources, pullTimeoutMs: cfg.image_pull_timeout * 1000, log });
+  const images = new Images(engine, { cache, sources: cfg.image_sources, pullTimeoutMs: cfg.image_pull_timeout * 1000, log, ...timeouts });
   engine.images = images;
   containers.logCap = { max_size: cfg.container_log_max_size, max_files: Math.max(1, cfg.container_log_max_files) };
   engine.events.open(cfg.run_dir); // the event sequence goes on where the last run left it

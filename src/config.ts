@@ -49,6 +49,9 @@ export interface Config {
   image_pull_timeout: number;
   /** Config-file only: image servers requests may name by `source` (like `imgadm sources`, or an LXD remote). */
   image_sources: SourceConfig[];
+  /** Config-file only: seconds to connect to an image server, and that a transfer may stall without a byte. */
+  image_connect_timeout: number;
+  image_stall_timeout: number;
 }
 
 export const USAGE = `Usage: imageapi-server [options]
@@ -139,6 +142,8 @@ const OPTIONS: Record<keyof Config, Option> = {
   image_cache_max: { kind: 'uint', default: 10 * 1024 ** 3, flag: true },
   image_pull_timeout: { kind: 'uint', default: 600, flag: true },
   image_sources: { kind: 'sources', default: [] },
+  image_connect_timeout: { kind: 'uint', default: 10 },
+  image_stall_timeout: { kind: 'uint', default: 30 },
 };
 
 const flagOf = (key: string) => key.replace(/_/g, '-');

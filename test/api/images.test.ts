@@ -500,4 +500,37 @@ describe('images from image servers', () => {
     await deleteAllImages();
     await nothingLeftBut([]);
   });
+
+  it('a server that stalls (bounded by image_stall_timeout) and a full image cache fail cleanly, nothing left', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { mkdtempSync, rmdirSync } = await import('node:fs');
+    const small = mkdtempSync(join(runDir, '..', 'imageapi-test-smallcache-'));
+    const stallConfig = `${configFile}.stall.yaml`;
+    writeFileSync(stallConfig, 'image_stall_timeout: 2\nimage_connect_timeout: 2\n');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'imageapi-test', small]);
+    await agent.stop();
+    try {
+      agent = await new TestAgent(runDir, ['--config', stallConfig, '--image-dir', small]).start();
+      const f = servers.files['busybox.sqsh']!;
+      for (const mode of ['silent', 'headers'] as const) {
+        const url = await servers.misbehaving(mode);
+        const r = await raw(agent, 'POST', '/mount', { kind: 'uri', uri: { uri: url, checksum: f.digest } });
+        assert.equal(r.status, 504, `${mode}: ${r.text}`);
+        assert.ok(r.body.message.includes(new URL(url).host), r.body.message);
+        await nothingLeftBut([]);
+      }
+      // The cache's filesystem is full: 507 naming it, no object, no file.
+      const r = await raw(agent, 'POST', '/mount', { kind: 'uri', uri: { uri: f.http, checksum: f.digest } });
+      assert.equal(r.status, 507, r.text);
+      assert.ok(r.body.message.includes(small), r.body.message);
+      await nothingLeftBut([]);
+      const left = readdirSync(small, { recursive: true, withFileTypes: true }).filter((d) => !d.isDirectory());
+      assert.deepEqual(left, [], 'no partial file');
+    } finally {
+      await agent.stop();
+      execFileSync('umount', [small]);
+      rmdirSync(small);
+      await startAgent();
+    }
+  });
 });

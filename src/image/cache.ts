@@ -1,8 +1,7 @@
 // The image cache: content-addressed files under one directory, each verified before it gets
 // its name, shared by every mount of the same image.
 //
-//   <dir>/tmp/<hex>.<n>.part    a download in progress (the bytes as the server sends them)
-//   <dir>/tmp/<hex>.<n>.raw     its decompressed form, while it is written
+//   <dir>/tmp/<hex>.<n>.part    a download in progress, decompressed as it arrives (format.ts)
 //   <dir>/<algo>/<hex>          a verified, decompressed image or archive (algo: sha256 or sha1)
 //   <dir>/<algo>/<hex>.json     its sidecar: digest, format, size, url, description, last_used
 //
@@ -18,7 +17,7 @@ import type { Logger } from 'pino';
 import { AgentError, internal, invalid, noSpace, toAgentError } from '../model/errors.js';
 import { writeAtomic } from '../sys/fs.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_STALL_TIMEOUT_MS, download, parseDigest, shownUrl } from './fetch.js';
-import { COMPRESSIONS, decompress, detectCompression, detectFormat, FORMATS } from './format.js';
+import { COMPRESSIONS, detectFormat, FORMATS } from './format.js';
 import type { CacheEntry, Digest, Progress, ResolvedImage } from './types.js';
 
 export interface CacheOptions {
@@ -304,7 +303,6 @@ export class ImageCache {
     const tmp = join(dir, 'tmp');
     const n = `${process.pid}-${++seq}`;
     const part = join(tmp, `${hex}.${n}.part`);
-    const raw = join(tmp, `${hex}.${n}.raw`);
     const final = this.pathOf(digest);
     const started = Date.now();
     log.info({ digest, url, size: img.size ?? null }, `image pull: ${img.description}`);
@@ -314,7 +312,8 @@ export class ImageCache {
       f.reserved = img.size ?? 0;
       await this.makeRoom(f.reserved, f, inUse);
       let lastLogged = 0;
-      const { size: downloaded } = await download(img, part, {
+      const { size: downloaded, compression = img.compression } = await download(img, part, {
+        decompress: true,
         connectTimeoutMs: this.o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
         stallTimeoutMs: this.o.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
         signal: f.abort.signal,
@@ -333,14 +332,7 @@ export class ImageCache {
           }
         },
       });
-      const detected = await detectCompression(part);
-      const compression = detected === 'none' ? img.compression : detected;
-      let file = part;
-      if (compression !== 'none') {
-        await decompress(part, raw, compression, url, f.abort.signal);
-        await rm(part, { force: true });
-        file = raw;
-      }
+      const file = part;
       if (f.abort.signal.aborted) throw new AgentError('FAILED_PRECONDITION', `pull of ${url} cancelled`);
       const format = await detectFormat(file, url);
       if (img.format && img.format !== format) throw invalid(`${url}: a ${format} file, not the ${img.format} the request names`);
@@ -379,7 +371,7 @@ export class ImageCache {
       log.info({ digest, url, bytes: size, downloaded, ms: Date.now() - started }, 'image pull: done');
       return entry;
     } catch (err) {
-      await Promise.all([rm(part, { force: true }), rm(raw, { force: true })]);
+      await rm(part, { force: true });
       const e = toAgentError(err);
       if (e.kind === 'INSUFFICIENT_STORAGE' || e.kind === 'INTERNAL') {
         // A full disk under the sidecar or the rename: name the cache's directory.

@@ -6,7 +6,7 @@
 // (507) naming the directory. On any failure the temp file is gone.
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { open, readFile, rm, stat } from 'node:fs/promises';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { dirname } from 'node:path';
@@ -14,7 +14,8 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { AgentError, fromFsError, invalid, isNoSpace, noSpace, timeout, toAgentError, upstream } from '../model/errors.js';
-import type { Digest, Progress, ResolvedImage } from './types.js';
+import { decompressingSink } from './format.js';
+import type { Compression, Digest, Progress, ResolvedImage } from './types.js';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
@@ -32,6 +33,11 @@ export interface Timeouts {
 export interface DownloadOptions extends Timeouts {
   onProgress?(p: Progress): void;
   signal?: AbortSignal;
+  /**
+   * Write `dest` decompressed, in the same pass (format.ts): the compression by magic, else
+   * `img.compression`. The digest and the size checked are still those of the bytes downloaded.
+   */
+  decompress?: boolean;
 }
 
 /** A URL as it may appear in a message: without user and password. */
@@ -166,7 +172,7 @@ function bodyError(url: string, err: unknown, done: number, total: number | null
  * Resolves with the number of bytes once they are on disk (fsynced), of the expected size and
  * digest; otherwise rejects with an AgentError and `dest` is removed.
  */
-export async function download(img: ResolvedImage, dest: string, opts: DownloadOptions): Promise<{ size: number }> {
+export async function download(img: ResolvedImage, dest: string, opts: DownloadOptions): Promise<{ size: number; compression?: Compression }> {
   const { algo, hex } = parseDigest(img.digest);
   const url = img.url;
   let scheme: string;
@@ -183,6 +189,7 @@ export async function download(img: ResolvedImage, dest: string, opts: DownloadO
     lastReport = done;
     opts.onProgress?.({ done, total });
   };
+  const sink = opts.decompress ? decompressingSink(dest, img.compression, shownUrl(url), opts.signal) : undefined;
   try {
     let source: NodeJS.ReadableStream;
     let abortBody: (() => void) | undefined;
@@ -235,9 +242,11 @@ export async function download(img: ResolvedImage, dest: string, opts: DownloadO
     });
     try {
       // flush: the data reach the disk (fsync) before the stream closes, so a rename after it is durable.
-      await pipeline(source, counter, createWriteStream(dest, { flags: 'wx', mode: 0o600, flush: true, highWaterMark: 1 << 20 }));
+      if (sink) await pipeline(source, counter, sink.stream);
+      else await pipeline(source, counter, createWriteStream(dest, { flags: 'wx', mode: 0o600, flush: true, highWaterMark: 1 << 20 }));
     } catch (err) {
-      if (isNoSpace(err)) throw noSpace(`no space left in ${dirname(dest)} for ${shownUrl(url)} (${done} bytes written)`, err);
+      await sink?.settled();
+      if (isNoSpace(err)) throw noSpace(`no space left in ${dirname(dest)} for ${shownUrl(url)} (after ${done} bytes of the download)`, err);
       throw stalled() ?? bodyError(url, err, done, total);
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
@@ -245,14 +254,30 @@ export async function download(img: ResolvedImage, dest: string, opts: DownloadO
     if (total !== null && done !== total) {
       throw upstream(`truncated download of ${shownUrl(url)}: got ${done} of ${total} bytes`);
     }
+    if (sink) {
+      // A decompressor writing through a pipe: its output reaches the disk here.
+      try {
+        const fh = await open(dest, 'r+');
+        try {
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+      } catch (err) {
+        if (isNoSpace(err)) throw noSpace(`no space left in ${dirname(dest)} for ${shownUrl(url)}`, err);
+        throw toAgentError(err);
+      }
+    }
     const got = hash.digest('hex');
     if (got !== hex) {
       throw upstream(`checksum mismatch for ${shownUrl(url)}: expected ${algo}:${hex}, got ${algo}:${got}`);
     }
     total = done;
     report();
-    return { size: done };
+    const c = sink?.compression();
+    return { size: done, ...(c ? { compression: c } : {}) };
   } catch (err) {
+    await sink?.settled();
     await rm(dest, { force: true });
     throw err;
   }

@@ -6,14 +6,16 @@
 // and a raw tar is unpacked by every mount that uses it without paying for the decompression each
 // time (several containers on one ramdisk image, say); the format is then always checked by magic
 // on the bytes that will be used. The digest stays the one of the bytes as downloaded.
-// gzip streams through node's zlib; xz, zstd and bzip2 run as Debian's tools through sys/exec.
-import { createReadStream, createWriteStream } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+// Decompression runs in the same pass as the download (one write of the image, no compressed
+// copy on disk): gzip through node's zlib; xz, zstd and bzip2 as Debian's tools through sys/exec,
+// fed the bytes on their stdin as they arrive.
+import { createWriteStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { Writable } from 'node:stream';
+import { finished as streamFinished, pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { AgentError, invalid, isNoSpace, noSpace, toAgentError, upstream } from '../model/errors.js';
-import { run } from '../sys/exec.js';
+import { AgentError, invalid, isNoSpace, upstream } from '../model/errors.js';
+import { runFilter } from '../sys/exec.js';
 import type { Compression, ImageFormat } from './types.js';
 
 export const FORMATS: readonly ImageFormat[] = ['squashfs', 'erofs', 'ext4', 'tar'];
@@ -95,47 +97,106 @@ export async function detectFormat(path: string, what = path): Promise<ImageForm
 }
 
 const TOOLS: Record<Exclude<Compression, 'none' | 'gzip'>, string> = { xz: 'xz', zstd: 'zstd', bzip2: 'bzip2' };
+/** A decompression is bounded by the stall timer of its download, not by a time of its own. */
+const TOOL_TIMEOUT_MS = 24 * 3600_000;
+
+export interface DecompressingSink {
+  /** Write the download into it; its end waits until the decompressed file is complete. */
+  stream: Writable;
+  /** The compression used: the first bytes' magic, else the declared one (known once bytes came). */
+  compression(): Compression | undefined;
+  /** Settles once the decompressor is gone (ended or destroyed): wait for it before removing `dest`. */
+  settled(): Promise<void>;
+}
+
+/** A tool's or zlib's failure on the stream: a corrupt stream is the server's (its digest matched what it published). */
+function streamError(err: unknown, c: Compression, what: string): unknown {
+  if (isNoSpace(err)) return err;
+  if (err instanceof AgentError && /No space left|Disk quota/i.test(err.message)) return Object.assign(new Error(err.message), { code: 'ENOSPC' });
+  if (err instanceof AgentError && err.kind === 'UPSTREAM') return upstream(`${what}: not a valid ${c} stream (${err.message.split(': ').slice(-1)[0]})`);
+  const code = (err as NodeJS.ErrnoException)?.code ?? '';
+  if (c === 'gzip' && (code.startsWith('Z_') || /incorrect header|invalid|unexpected end/i.test(String((err as Error)?.message)))) {
+    return upstream(`${what}: not a valid gzip stream (${(err as Error).message})`);
+  }
+  return err;
+}
 
 /**
- * Decompress `src` into `dest` (created). A corrupt stream is UPSTREAM naming `what` (the file
- * matched its digest, so the server published it broken); a full disk INSUFFICIENT_STORAGE naming
- * the directory. On failure `dest` is removed.
+ * A writable that decompresses what is written into it into `dest` (created), in one pass: the
+ * first bytes say the compression (magic; else `declared`), then the bytes stream through zlib
+ * (gzip) or Debian's xz/zstd/bzip2 (through sys/exec), or straight to the file. Its `final`
+ * waits for the file to be complete; a corrupt stream fails it with UPSTREAM naming `what`, a
+ * full disk with the errno error (ENOSPC) for the caller to name the directory.
  */
-export async function decompress(src: string, dest: string, c: Compression, what: string, signal?: AbortSignal): Promise<void> {
-  try {
-    if (c === 'none') throw new Error('decompress: nothing to do');
-    if (c === 'gzip') {
-      try {
-        await pipeline(createReadStream(src, { highWaterMark: 1 << 20 }), createGunzip(), createWriteStream(dest, { flags: 'wx', mode: 0o600, flush: true }), {
-          signal,
-        });
-      } catch (err) {
-        if (isNoSpace(err)) throw err;
-        const code = (err as NodeJS.ErrnoException).code ?? '';
-        if (code.startsWith('Z_') || /incorrect header|invalid|unexpected end/i.test(String((err as Error).message))) {
-          throw upstream(`${what}: not a valid gzip stream (${(err as Error).message})`);
-        }
-        throw err;
-      }
+export function decompressingSink(dest: string, declared: Compression, what: string, signal?: AbortSignal): DecompressingSink {
+  let target: Writable | undefined;
+  let finished: Promise<void> | undefined;
+  let found: Compression | undefined;
+  let head: Buffer[] = [];
+  let headLen = 0;
+  const file = () => createWriteStream(dest, { flags: 'wx', mode: 0o600, flush: true, highWaterMark: 1 << 20 });
+  const start = () => {
+    const magic = compressionOfBytes(Buffer.concat(head));
+    const c = magic === 'none' ? declared : magic;
+    found = c;
+    if (c === 'none') {
+      const ws = file();
+      target = ws;
+      finished = streamFinished(ws);
+    } else if (c === 'gzip') {
+      const gz = createGunzip();
+      target = gz;
+      finished = pipeline(gz, file());
     } else {
-      try {
-        // -c: to stdout (the file); -d: decompress; the tool reads the file itself.
-        await run(TOOLS[c], ['-d', '-c', '--', src], { stdoutFile: dest, timeoutMs: 30 * 60_000, signal, failKind: 'UPSTREAM' });
-      } catch (err) {
-        if (err instanceof AgentError && /No space left|Disk quota/i.test(err.message)) throw Object.assign(new Error(err.message), { code: 'ENOSPC' });
-        if (err instanceof AgentError && err.kind === 'UPSTREAM') throw upstream(`${what}: not a valid ${c} stream (${err.message.split(': ').slice(-1)[0]})`);
-        throw err;
+      const f = runFilter(TOOLS[c], ['-d', '-c'], { stdoutFile: dest, timeoutMs: TOOL_TIMEOUT_MS, failKind: 'UPSTREAM', ...(signal ? { signal } : {}) });
+      f.stdin.on('error', () => undefined); // EPIPE when the tool gave up: its exit says why
+      target = f.stdin;
+      finished = f.done;
+    }
+    finished = finished.catch((err: unknown) => {
+      throw streamError(err, c, what);
+    });
+    // A decompressor that fails ends the sink with its reason (a write may wait for a drain that never comes).
+    finished.catch((err: unknown) => stream.destroy(err as Error));
+    const first = Buffer.concat(head);
+    head = [];
+    return first;
+  };
+  const forward = (chunk: Buffer, cb: (err?: Error | null) => void) => {
+    if (target!.write(chunk)) cb();
+    else target!.once('drain', () => cb());
+  };
+  const stream = new Writable({
+    highWaterMark: 1 << 20,
+    write(chunk: Buffer, _enc, cb) {
+      if (target) return forward(chunk, cb);
+      head.push(chunk);
+      headLen += chunk.length;
+      if (headLen < 8) return cb();
+      forward(start(), cb);
+    },
+    final(cb) {
+      if (!target) {
+        const first = start();
+        if (first.length) target!.write(first);
       }
-    }
-    const fh = await open(dest, 'r+');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  } catch (err) {
-    await rm(dest, { force: true });
-    if (isNoSpace(err)) throw noSpace(`no space left in ${dirname(dest)} to decompress ${what}`, err);
-    throw toAgentError(err);
-  }
+      target!.end();
+      finished!.then(
+        () => cb(),
+        (err: Error) => cb(err),
+      );
+    },
+    destroy(err, cb) {
+      if (target && !target.destroyed) target.destroy();
+      cb(err);
+    },
+  });
+  return {
+    stream,
+    compression: () => found,
+    settled: () => (finished ?? Promise.resolve()).then(
+      () => undefined,
+      () => undefined,
+    ),
+  };
 }

@@ -1,5 +1,6 @@
 // The one way this project runs an external tool: argv arrays (never a shell string), a timeout,
 // bounded output, and stderr kept for the error message.
+import type { Writable } from 'node:stream';
 import { execa } from 'execa';
 import { AgentError, type ErrorKind } from '../model/errors.js';
 import { redactText as redact } from '../model/secrets.js';
@@ -29,7 +30,6 @@ const MAX_BUFFER = 1024 * 1024;
 
 /** Run `file args…`; resolve with trimmed stdout/stderr, reject with an AgentError naming the tool and its stderr. */
 export async function run(file: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
-  const secrets = opts.secrets ?? [];
   const res = await execa(file, args, {
     timeout: opts.timeoutMs ?? 30_000,
     maxBuffer: MAX_BUFFER,
@@ -43,15 +43,44 @@ export async function run(file: string, args: string[], opts: RunOptions = {}): 
     ...(opts.stdoutFile === undefined ? {} : { stdout: { file: opts.stdoutFile }, buffer: { stdout: false } }),
     ...(opts.signal === undefined ? {} : { cancelSignal: opts.signal }),
   });
-  if (res.failed) {
-    const cmd = redact([file, ...args].join(' '), secrets);
-    const why = res.timedOut
-      ? `timed out after ${opts.timeoutMs ?? 30_000} ms`
-      : res.isMaxBuffer
-        ? 'produced too much output'
-        : redact(String(res.stderr || res.stdout || res.shortMessage).trim(), secrets).split('\n').slice(-3).join('; ') ||
-          `exit code ${res.exitCode}`;
-    throw new AgentError(res.timedOut ? 'TIMEOUT' : (opts.failKind ?? 'INTERNAL'), `${cmd}: ${why}`);
-  }
+  if (res.failed) throw failure(res, file, args, opts);
   return { stdout: opts.stdoutFile === undefined ? String(res.stdout) : '', stderr: String(res.stderr) };
+}
+
+type Ended = { timedOut: boolean; isMaxBuffer: boolean; stderr?: unknown; stdout?: unknown; shortMessage?: string; exitCode?: number };
+
+function failure(res: Ended, file: string, args: string[], opts: RunOptions): AgentError {
+  const secrets = opts.secrets ?? [];
+  const cmd = redact([file, ...args].join(' '), secrets);
+  const why = res.timedOut
+    ? `timed out after ${opts.timeoutMs ?? 30_000} ms`
+    : res.isMaxBuffer
+      ? 'produced too much output'
+      : redact(String(res.stderr || res.stdout || res.shortMessage).trim(), secrets).split('\n').slice(-3).join('; ') ||
+        `exit code ${res.exitCode}`;
+  return new AgentError(res.timedOut ? 'TIMEOUT' : (opts.failKind ?? 'INTERNAL'), `${cmd}: ${why}`);
+}
+
+/**
+ * Run `file args…` as a filter fed by the caller: write its input into `stdin` (a stream, end it
+ * when done); its stdout goes into `opts.stdoutFile`. `done` resolves once it exited 0, or
+ * rejects with an AgentError as run() does. (A decompressor fed by a download, say.)
+ */
+export function runFilter(file: string, args: string[], opts: RunOptions & { stdoutFile: string }): { stdin: Writable; done: Promise<void> } {
+  const sub = execa(file, args, {
+    timeout: opts.timeoutMs ?? 30_000,
+    maxBuffer: MAX_BUFFER,
+    env: opts.env,
+    extendEnv: true,
+    cwd: opts.cwd,
+    reject: false,
+    stdin: 'pipe',
+    stdout: { file: opts.stdoutFile },
+    buffer: { stdout: false },
+    ...(opts.signal === undefined ? {} : { cancelSignal: opts.signal }),
+  });
+  const done = sub.then((res) => {
+    if (res.failed) throw failure(res, file, args, opts);
+  });
+  return { stdin: sub.stdin, done };
 }

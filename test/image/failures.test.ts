@@ -10,7 +10,7 @@ import { fetchJson } from '../../src/image/fetch.js';
 import { resolve } from '../../src/image/sources/index.js';
 import type { ImageRequest } from '../../src/image/types.js';
 import { ImageServers } from '../fixtures/image-servers.js';
-import { mountsUnder } from '../helpers/leaks.js';
+import { mountsUnder, processesWith } from '../helpers/leaks.js';
 import { filesIn, newCache, rejectsWith, tempDir } from './common.js';
 
 describe('image pulls that fail, cleanly', () => {
@@ -122,10 +122,16 @@ describe('image pulls that fail, cleanly', () => {
     assertEmpty();
   });
 
-  it('a gzip file that is not gzip inside (its checksum right): UPSTREAM naming the URL', async () => {
+  it('a compressed file that is not what it says inside (its checksum right): UPSTREAM naming the URL', async () => {
     const f = srv.files['busybox.sqsh']!;
-    await rejectsWith(pull({ uri: f.http, checksum: f.digest, compression: 'gzip' }), 'UPSTREAM', f.http, 'gzip');
+    await rejectsWith(pull({ uri: f.http, checksum: f.digest, compression: 'gzip' }), 'UPSTREAM', f.http, 'not a valid gzip stream');
     assertEmpty();
+    // The same through a tool (xz, zstd, bzip2 run as processes): none is left running.
+    for (const c of ['xz', 'zstd', 'bzip2'] as const) {
+      await rejectsWith(pull({ uri: f.http, checksum: f.digest, compression: c }), 'UPSTREAM', f.http, `not a valid ${c} stream`);
+      assertEmpty();
+    }
+    for (const c of ["xz", "zstd", "bzip2"]) assert.deepEqual(processesWith(`${c} -d -c`), []);
   });
 
   it('a cache dir on a full filesystem (1 MiB tmpfs): INSUFFICIENT_STORAGE naming the directory; a smaller image still fits after', async () => {

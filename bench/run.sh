@@ -61,6 +61,7 @@ left=0
 if findmnt -rn -o TARGET | grep -E "^$tmp/imageapi-bench-"; then echo "bench: mounts left (above)"; left=1; fi
 if losetup -ln -O NAME,BACK-FILE | grep -E "$tmp/imageapi-bench-"; then echo "bench: loop devices left (above)"; left=1; fi
 if ps -eo pid=,args= | grep -E "$tmp/imageapi-bench-" | grep -v grep; then echo "bench: processes left (above)"; left=1; fi
+if ps -eo pid=,args= | grep -E "nginx.* -p $tmp/imageapi-imgsrv-" | grep -v grep; then echo "bench: image servers (nginx) left (above)"; left=1; fi
 if crun list -q 2>/dev/null | grep '^imageapi-bench-'; then echo "bench: crun containers left (above)"; left=1; fi
 if [ -n "$(ls -d "$tmp"/imageapi-bench-* 2>/dev/null)" ]; then echo "bench: work directories left: $(ls -d "$tmp"/imageapi-bench-*)"; left=1; fi
 [ $left -eq 0 ] && echo "bench: nothing left behind"

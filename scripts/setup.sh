@@ -5,12 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # nftables: the guard that keeps containers from connecting to the agent.
-want=(squashfs-tools util-linux mount e2fsprogs nftables)
+# xz-utils, zstd, bzip2: decompressing images pulled from image servers.
+want=(squashfs-tools util-linux mount e2fsprogs nftables xz-utils zstd bzip2)
 if [ "${1:-}" = "--tests" ]; then
   # busybox: the test image; debootstrap: the systemd image; Ceph: a real cluster for the RBD tests;
   # openssl: certificates for the https tests; jq: the README walkthrough takes ids from answers with it.
   # systemd (systemd-notify) and python3 (a unix datagram NOTIFY_SOCKET listener): the sd_notify test.
-  want+=(busybox-static iproute2 procps psmisc debootstrap openssl jq systemd python3 ceph-mon ceph-osd ceph-common rbd-fuse)
+  # nginx: the image servers (simplestreams, IMGAPI, https files) of the image tests.
+  want+=(busybox-static iproute2 procps psmisc debootstrap openssl jq systemd python3 ceph-mon ceph-osd ceph-common rbd-fuse nginx)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -14,6 +14,8 @@ import { attachDrivers } from './attach/registry.js';
 import type { Config } from './config.js';
 import { ContainerManager } from './container/lifecycle.js';
 import { Engine, secretFieldsOf } from './core/engine.js';
+import { Images } from './core/images.js';
+import { ImageCache } from './image/cache.js';
 import { mountAliases, mountDrivers } from './mount/registry.js';
 import { Store } from './store/store.js';
 import { removeAgentGroup } from './sys/cgroups.js';
@@ -91,21 +93,33 @@ export async function startAgent(cfg: Config, log: Logger, spec?: LoadedSpec): P
       hidden_paths: cfg.scheme.includes('unix') ? [cfg.socket_path] : [],
     },
   };
+  // The image cache: its scan removes what a pull cut by a crash left (a partial file is never used).
+  const imageDir = cfg.image_dir ?? join(cfg.run_dir, 'images');
+  const timeouts = { connectTimeoutMs: Math.max(1, cfg.image_connect_timeout) * 1000, stallTimeoutMs: Math.max(1, cfg.image_stall_timeout) * 1000 };
+  const cache = new ImageCache({ dir: imageDir, maxBytes: cfg.image_cache_max, log, ...timeouts });
+  await cache.scan();
   const guard = new NetGuard(cfg.run_dir, log, cfg.guard_containers);
   const containers = new ContainerManager({ helper: cfg.helper, guard, userns_pool: cfg.userns_pool });
   const engine = new Engine(store, drivers, ctx, { stop: (rec) => containers.stop(rec), teardown: (rec) => containers.teardown(rec) });
   containers.attach(engine);
+  const images = new Images(engine, { cache, sources: cfg.image_sources, pullTimeoutMs: cfg.image_pull_timeout * 1000, log, ...timeouts });
+  engine.images = images;
   containers.logCap = { max_size: cfg.container_log_max_size, max_files: Math.max(1, cfg.container_log_max_files) };
   engine.events.open(cfg.run_dir); // the event sequence goes on where the last run left it
   const views = new Views(store, drivers);
   await engine.reconcile((rec) => containers.adopt(rec), {
     intent: loaded.intent,
     damaged: loaded.damaged ? { loops: loaded.damaged.loops } : undefined,
+    loopRoots: [imageDir],
   });
-  log.info({ attachments: store.list('attach').length, mounts: store.list('mount').length, containers: store.list('container').length }, 'state loaded');
+  images.resumePulls();
+  log.info(
+    { attachments: store.list('attach').length, mounts: store.list('mount').length, containers: store.list('container').length, images: store.list('image').length },
+    'state loaded',
+  );
 
   const checks = await loadChecks({ responses: cfg.validate_responses, log });
-  const app = createApp({ store, engine, views, containers }, { log, spec, checks, validateRequests: cfg.validate_requests, runDir: cfg.run_dir });
+  const app = createApp({ store, engine, views, containers, images }, { log, spec, checks, validateRequests: cfg.validate_requests, runDir: cfg.run_dir });
   const servers: Server[] = [];
   const addresses: string[] = [];
   const listen = (srv: Server, ...args: unknown[]) =>
@@ -168,6 +182,7 @@ export async function startAgent(cfg: Config, log: Logger, spec?: LoadedSpec): P
             }),
         ),
       );
+      await images.close(); // pulls stop; their images stay `pulling`, pulled again at the next start
       await engine.update(() => {}); // after what is in flight, and saved
       engine.events.close();
       containers.close();

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { SourceConfig } from './image/types.js';
 
 /** The YAML parser, loaded only when there is a file to read (it is ~0.05–0.1 s of a start). */
 const parse = (text: string): unknown => (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse(text);
@@ -43,6 +44,17 @@ export interface Config {
   guard_containers: boolean;
   /** Config-file only: host ids automatic user-namespace ranges (65536 each) come from, `START:COUNT`. */
   userns_pool: { start: number; count: number };
+  /** The image cache (default <run_dir>/images). */
+  image_dir?: string;
+  /** The cache's size cap in bytes (K, M, G suffixes): least recently used unused images are evicted. */
+  image_cache_max: number;
+  /** Seconds a mount or attachment naming an image still pulling waits for it. */
+  image_pull_timeout: number;
+  /** Config-file only: image servers requests may name by `source` (like `imgadm sources`, or an LXD remote). */
+  image_sources: SourceConfig[];
+  /** Config-file only: seconds to connect to an image server, and that a transfer may stall without a byte. */
+  image_connect_timeout: number;
+  image_stall_timeout: number;
 }
 
 export const USAGE = `Usage: imageapi-server [options]
@@ -63,6 +75,9 @@ export const USAGE = `Usage: imageapi-server [options]
   --log-level L          fatal, error, warn, info, debug, trace (also IMAGEAPI_LOGLEVEL)
   --rbd-mode M           auto, krbd, nbd or fuse (default auto)
   --helper F             the container init helper (default: the one built in native/)
+  --image-dir D          the image cache (default RUN_DIR/images)
+  --image-cache-max N    the cache's size cap in bytes, K/M/G suffixes (default 10G)
+  --image-pull-timeout S seconds a mount waits for an image being pulled (default 600)
   --version              print the version and exit
   --help                 this text
 
@@ -90,7 +105,7 @@ export function logLevel(v: string | undefined): string {
   return l;
 }
 
-type Kind = 'string' | 'port' | 'schemes' | 'boolean' | 'log_level' | 'rbd_mode' | 'paths' | 'id_range' | 'uint';
+type Kind = 'string' | 'port' | 'schemes' | 'boolean' | 'log_level' | 'rbd_mode' | 'paths' | 'id_range' | 'uint' | 'sources';
 
 interface Option {
   kind: Kind;
@@ -126,6 +141,12 @@ const OPTIONS: Record<keyof Config, Option> = {
   guard_containers: { kind: 'boolean', default: true },
   // systemd-nspawn's range: 0x80000 up to 0x6FFFFFFF.
   userns_pool: { kind: 'id_range', default: { start: 0x80000, count: 0x70000000 - 0x80000 } },
+  image_dir: { kind: 'string', flag: true },
+  image_cache_max: { kind: 'uint', default: 10 * 1024 ** 3, flag: true },
+  image_pull_timeout: { kind: 'uint', default: 600, flag: true },
+  image_sources: { kind: 'sources', default: [] },
+  image_connect_timeout: { kind: 'uint', default: 10 },
+  image_stall_timeout: { kind: 'uint', default: 30 },
 };
 
 const flagOf = (key: string) => key.replace(/_/g, '-');
@@ -206,6 +227,23 @@ function convert(kind: Kind, v: unknown, where: string): unknown {
       const n = m ? Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase()) : NaN;
       if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${where}: must be a whole number >= 0 (K, M, G suffixes allowed): ${JSON.stringify(v)}`);
       return n;
+    }
+    case 'sources': {
+      if (!Array.isArray(v)) throw new Error(`${where}: must be a list of {name, type, url[, ca_file]}`);
+      const names = new Set<string>();
+      return v.map((x: unknown, i: number) => {
+        const at = `${where}[${i}]`;
+        if (x === null || typeof x !== 'object' || Array.isArray(x)) throw new Error(`${at}: must be a mapping {name, type, url[, ca_file]}`);
+        const o = x as Record<string, unknown>;
+        for (const k of Object.keys(o)) if (!['name', 'type', 'url', 'ca_file'].includes(k)) throw new Error(`${at}: unknown key "${k}" (name, type, url, ca_file)`);
+        if (typeof o.name !== 'string' || !/^[A-Za-z0-9._-]{1,255}$/.test(o.name)) throw new Error(`${at}.name: letters, digits, . _ - (1 to 255)`);
+        if (names.has(o.name)) throw new Error(`${at}.name: "${o.name}" is given twice`);
+        names.add(o.name);
+        if (o.type !== 'simplestreams' && o.type !== 'imgapi') throw new Error(`${at}.type: simplestreams or imgapi, not ${JSON.stringify(o.type)}`);
+        if (typeof o.url !== 'string' || !/^(https?|file):\/\//.test(o.url)) throw new Error(`${at}.url: an http://, https:// or file:// URL`);
+        if (o.ca_file !== undefined && (typeof o.ca_file !== 'string' || !o.ca_file.startsWith('/'))) throw new Error(`${at}.ca_file: an absolute path`);
+        return { name: o.name, type: o.type, url: o.url, ...(o.ca_file !== undefined ? { ca_file: o.ca_file as string } : {}) } satisfies SourceConfig;
+      });
     }
     case 'rbd_mode':
       if (v !== 'auto' && v !== 'krbd' && v !== 'nbd' && v !== 'fuse') throw new Error(`${where}: ${JSON.stringify(v)} is not auto, krbd, nbd or fuse`);

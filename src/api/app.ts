@@ -11,6 +11,7 @@ import { normalizeBody } from './body.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { createMetrics, routeOf } from './metrics.js';
 import { genericV02Routes } from './routes/generic-v02.js';
+import { imageRoutes } from './routes/images.js';
 import { opsRoutes } from './routes/ops.js';
 import { typedV01Routes } from './routes/typed-v01.js';
 import type { Services } from './services.js';
@@ -164,6 +165,7 @@ export function createApp(services: Services, opts: AppOptions): express.Express
   routes.use(opsRoutes(services, { events: services.engine.events, metrics, runDir: opts.runDir ?? '', startedAt: new Date() }));
   // v0.2 first: its /container/log must win over v0.1's /container/{id}.
   routes.use(genericV02Routes(services));
+  routes.use(imageRoutes(services));
   routes.use(typedV01Routes(services));
   app.use(BASE, routes);
   app.use('/', routes);

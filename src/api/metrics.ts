@@ -70,7 +70,7 @@ function recorders(prom: typeof import('prom-client'), store: Store, events: Eve
 
   new Gauge({
     name: 'imageapi_objects',
-    help: 'Objects the agent tracks, by type, kind (attachments, mounts) and state (containers)',
+    help: 'Objects the agent tracks, by type, kind (attachments, mounts; an image\'s format) and state (containers, images)',
     labelNames: ['type', 'kind', 'state'],
     registers: [registry],
     collect() {
@@ -78,6 +78,7 @@ function recorders(prom: typeof import('prom-client'), store: Store, events: Eve
       for (const a of store.list('attach')) this.inc({ type: 'attach', kind: a.kind, state: '' });
       for (const m of store.list('mount')) this.inc({ type: 'mount', kind: m.kind, state: '' });
       for (const c of store.list('container')) this.inc({ type: 'container', kind: '', state: c.state });
+      for (const i of store.list('image')) this.inc({ type: 'image', kind: i.format ?? '', state: i.state });
     },
   });
   const requests = new Counter({

@@ -2,6 +2,7 @@
 // manager and the views.
 import type { ContainerManager } from '../container/lifecycle.js';
 import type { Engine } from '../core/engine.js';
+import type { Images } from '../core/images.js';
 import type { Store } from '../store/store.js';
 import type { Views } from './views.js';
 
@@ -10,4 +11,5 @@ export interface Services {
   engine: Engine;
   views: Views;
   containers: ContainerManager;
+  images: Images;
 }

@@ -10,13 +10,15 @@ import { randomBytes } from 'node:crypto';
 import { type Drivers, secretFieldsOf } from '../core/engine.js';
 import type { ChildSlot } from '../model/objects.js';
 import { withoutSecrets } from '../model/secrets.js';
-import type { AttachSpec, ContainerSpec, MountOverlayV1, MountRbdV1, MountSpec, RbdV1 } from '../model/types.js';
-import type { AnyRec, AttachRec, ContainerRec, MountRec } from '../store/records.js';
+import type { AttachSpec, ContainerSpec, ImageSpec, MountOverlayV1, MountRbdV1, MountSpec, RbdV1 } from '../model/types.js';
+import type { AnyRec, AttachRec, ContainerRec, ImageRec, MountRec } from '../store/records.js';
+import { describeRec, refOf } from '../store/records.js';
+import { shownUrl } from '../image/fetch.js';
 import type { Store } from '../store/store.js';
 import { ALL_CAPS } from '../container/spec.js';
 
 type Id = { id: number };
-type Kid = 'attach' | 'mount';
+type Kid = 'attach' | 'mount' | 'image';
 /** What a child slot is rendered as: the child's view (objects), or a placeholder (texts). */
 type ChildOf = (type: Kid, id: number) => unknown;
 
@@ -38,6 +40,7 @@ interface Entry {
   kidTexts: Buffer[] | null;
   text: Buffer;
 }
+type ImageView = ImageSpec;
 
 export class Views {
   private readonly secrets: ReadonlySet<string>;
@@ -50,7 +53,7 @@ export class Views {
   }
 
   /** Each child as it looks now (the object views). */
-  private readonly asObject: ChildOf = (type, id) => (type === 'attach' ? this.attachById(id) : this.mountById(id));
+  private readonly asObject: ChildOf = (type, id) => (type === 'attach' ? this.attachById(id) : type === 'image' ? this.imageById(id) : this.mountById(id));
 
   /** The spec with each child reference `{id}` replaced by what `child` makes of it. */
   private expand(spec: Record<string, unknown>, slots: ChildSlot[], child: ChildOf): Record<string, unknown> {
@@ -83,6 +86,41 @@ export class Views {
   mountById(id: number): MountSpec {
     const r = this.store.find('mount', id);
     return r ? this.mount(r) : { id };
+  }
+
+  imageById(id: number): ImageView {
+    const r = this.store.find('image', id);
+    return r ? this.image(r) : { id };
+  }
+
+  /** An image: where it comes from, what it is, how far its pull is, who holds it. */
+  image(rec: ImageRec): ImageView {
+    const source = { ...rec.source };
+    // A URL's user and password are never shown back.
+    if (typeof source.uri === 'string' && /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(source.uri)) source.uri = shownUrl(source.uri);
+    return {
+      id: rec.id,
+      ...(rec.name ? { name: rec.name } : {}),
+      refs: this.store.refs(rec),
+      state: rec.state,
+      source,
+      digest: rec.digest,
+      url: shownUrl(rec.resolved.url),
+      description: rec.resolved.description,
+      format: (rec.format as ImageView['format']) ?? null,
+      compression: rec.resolved.compression,
+      size: rec.size,
+      progress: { ...rec.progress },
+      ...(rec.error ? { error: rec.error } : {}),
+      last_used: rec.last_used,
+      created_at: rec.created_at,
+      users: this.store.holders(refOf(rec)).map((u) => ({ type: u.type as 'attach' | 'mount', id: u.id, ...('kind' in u ? { kind: u.kind } : {}) })),
+    };
+  }
+
+  /** For messages: who holds an image. */
+  imageUsers(rec: ImageRec): string {
+    return this.store.holders(refOf(rec)).map(describeRec).join(', ');
   }
 
   container(rec: ContainerRec, child: ChildOf = this.asObject): ContainerSpec {
@@ -159,7 +197,8 @@ export class Views {
     let e = this.kept.get(rec);
     if (e && e.pass === this.pass) return e.text;
     const refs = this.store.refs(rec);
-    if (!e || e.refs !== refs || !sameFields(e, rec)) {
+    // An image's text names its users (not only their count): rendered afresh (images are few).
+    if (!e || e.refs !== refs || rec.type === 'image' || !sameFields(e, rec)) {
       e = this.render(rec, refs);
       this.kept.set(rec, e);
     }
@@ -180,7 +219,8 @@ export class Views {
   private render(rec: AnyRec, refs: number): Entry {
     const kids: Entry['kids'] = [];
     const child: ChildOf = (type, id) => `${this.token}${kids.push({ type, id }) - 1}`;
-    const view = rec.type === 'attach' ? this.attach(rec, child) : rec.type === 'mount' ? this.mount(rec, child) : this.container(rec, child);
+    const view =
+      rec.type === 'attach' ? this.attach(rec, child) : rec.type === 'mount' ? this.mount(rec, child) : rec.type === 'image' ? this.image(rec) : this.container(rec, child);
     const json = JSON.stringify(view);
     const parts: Buffer[] = [];
     let from = 0;

@@ -8,7 +8,7 @@ import { AgentError, inUse, invalid, isNoSpace, noSpace, notFound, toAgentError,
 import type { Dep, DriverContext, Resolved } from '../model/objects.js';
 import type { AttachSpec, MountSpec } from '../model/types.js';
 import type { MountAlias, MountDriver } from '../mount/driver.js';
-import type { AnyRec, AttachRec, ContainerRec, MountRec, Owner, Ref } from '../store/records.js';
+import type { AnyRec, AttachRec, ContainerRec, ImageRec, MountRec, Owner, Ref } from '../store/records.js';
 import { describeRec, nounOf, refOf, sameRef } from '../store/records.js';
 import type { Intent, Store } from '../store/store.js';
 import { attachedLoops } from '../sys/loop.js';
@@ -17,7 +17,7 @@ import { withMountSnapshot } from '../sys/mountinfo.js';
 import { Mutex } from '../util/mutex.js';
 import { EventHub } from './events.js';
 import { cleanOrphans, raiseSeqFromRunDir, type Recovery } from './recover.js';
-import { Tx } from './tx.js';
+import { NeedImage, Tx } from './tx.js';
 
 export interface Drivers {
   attach: Record<string, AttachDriver<any>>;
@@ -34,6 +34,23 @@ export interface ContainerHooks {
    * state change of it in progress, a start say, and before the next); must not wait for its end.
    */
   teardown(rec: ContainerRec): Promise<void>;
+}
+
+/** What the core needs of its image part (core/images.ts) when a spec names an image. */
+export interface ImageHooks {
+  /**
+   * Inside a transaction: the ready image a child slot names (a reference `{id}` or an image
+   * request). Throws NeedImage when it must be defined or waited for first (outside the lock).
+   */
+  resolve(spec: unknown, owner: Owner, tx: Tx, where: string): ImageRec;
+  /** Outside the lock: define the image `need` names (memo: its id) and wait for it, until `deadline` (ms). */
+  prepare(need: NeedImage, memo: Map<string, number>, deadline: number): Promise<void>;
+  /** Delete its cache file (and stop its pull). Called with the lock held. */
+  teardown(rec: ImageRec): Promise<void>;
+  /** After a restart: still usable (its cache file there, or its pull to be redone)? */
+  adopt(rec: ImageRec): Promise<boolean>;
+  /** How long a request waits for an image being pulled (ms). */
+  readonly pullTimeoutMs: number;
 }
 
 /** Every spec field, of every kind, that holds a key (the drivers declare them). */
@@ -74,7 +91,8 @@ interface OpenIntent {
   fileOf: Map<string, string>;
 }
 
-function depOf(rec: AttachRec | MountRec): Dep {
+function depOf(rec: AttachRec | MountRec | ImageRec): Dep {
+  if (rec.type === 'image') return { type: 'image', id: rec.id, path: rec.path!, format: rec.format as Extract<Dep, { type: 'image' }>['format'] };
   return rec.type === 'attach'
     ? // (records written before `readonly` moved out of the driver's state keep it there)
       { type: 'attach', id: rec.id, device_file: rec.attached.device_file, readonly: rec.attached.readonly ?? rec.attached.state.readonly === true }
@@ -118,6 +136,9 @@ export class Engine {
   readonly attachKinds: string[];
   readonly mountKinds: string[];
 
+  /** The image part (set by the wiring; without it, a spec naming an image is refused). */
+  images: ImageHooks | null = null;
+
   constructor(
     readonly store: Store,
     readonly drivers: Drivers,
@@ -147,7 +168,22 @@ export class Engine {
    * save at either end undoes the request. `fn` runs without the lock (see the class comment).
    */
   async transaction<T>(fn: (tx: Tx) => Promise<T>, spec?: unknown): Promise<T> {
-    const tx = new Tx();
+    // An image the request names that is not ready: the attempt is undone, the image defined and
+    // waited for (bounded by image_pull_timeout), and the request runs again.
+    const memo = new Map<string, number>();
+    const deadline = Date.now() + (this.images?.pullTimeoutMs ?? 0);
+    for (;;) {
+      try {
+        return await this.attempt(fn, spec, memo);
+      } catch (err) {
+        if (!(err instanceof NeedImage) || !this.images) throw err;
+        await this.images.prepare(err, memo, deadline);
+      }
+    }
+  }
+
+  private async attempt<T>(fn: (tx: Tx) => Promise<T>, spec: unknown, memo: Map<string, number>): Promise<T> {
+    const tx = new Tx(memo);
     const planned = await this.intentFor(spec);
     if (planned) {
       this.openIntent(tx, planned);
@@ -173,7 +209,7 @@ export class Engine {
         throw err;
       }
     } catch (err) {
-      this.events.failure('create', err);
+      if (!(err instanceof NeedImage)) this.events.failure('create', err);
       await tx.rollback(this.ctx.log);
       this.closeIntent(tx);
       // Drop the intent from the file too (best effort: the next save does it otherwise).
@@ -438,16 +474,26 @@ export class Engine {
       throw at(where, err);
     }
     for (const slot of slots) {
-      const given = body[slot.field];
+      let given: unknown;
+      try {
+        given = slot.derive ? slot.derive(deps) : body[slot.field];
+      } catch (err) {
+        throw at(where, err);
+      }
+      if (slot.derive && given === undefined) continue;
       if (given === undefined || given === null || (slot.many && !Array.isArray(given))) {
         throw invalid(`${where}.${kind}.${slot.field}: ${slot.many ? 'a list of references or definitions' : 'a reference or a definition'} is needed`);
       }
       const list = slot.many ? (given as unknown[]) : [given];
-      const recs: Array<AttachRec | MountRec> = [];
+      const recs: Array<AttachRec | MountRec | ImageRec> = [];
       for (const [i, child] of list.entries()) {
         const w = `${where}.${kind}.${slot.field}${slot.many ? `[${i}]` : ''}`;
         const rec =
-          slot.type === 'attach' ? await this.resolveAttach(child as AttachSpec, me, tx, w) : await this.resolveMount(child as MountSpec, me, tx, w);
+          slot.type === 'attach'
+            ? await this.resolveAttach(child as AttachSpec, me, tx, w)
+            : slot.type === 'mount'
+              ? await this.resolveMount(child as MountSpec, me, tx, w)
+              : this.resolveImage(child, me, tx, w);
         if (holds.some((h) => sameRef(h, refOf(rec)))) throw invalid(`${w}: ${describeRec(rec)} is already named in this ${kind}`);
         holds.push(refOf(rec));
         recs.push(rec);
@@ -456,6 +502,12 @@ export class Engine {
       deps[slot.field] = slot.many ? recs.map(depOf) : depOf(recs[0]!);
     }
     return { holds, spec, deps };
+  }
+
+  /** A nested image: a reference `{id}` or an image request (core/images.ts). */
+  private resolveImage(spec: unknown, owner: Owner, tx: Tx, where: string): ImageRec {
+    if (!this.images) throw unsupported(`${where}: images are not available in this agent`);
+    return this.images.resolve(spec, owner, tx, where);
   }
 
   // ------------------------------------------------------------------ create
@@ -623,6 +675,7 @@ export class Engine {
   /** Undo the kernel side of one object (a container's under the lock, ordered with its state changes). */
   private async teardown(rec: AnyRec): Promise<void> {
     if (rec.type === 'container') return this.lock.run(() => this.containers.teardown(rec as ContainerRec));
+    if (rec.type === 'image') return this.images?.teardown(rec);
     if (rec.type === 'attach') {
       await this.drivers.attach[rec.kind]!.detach(rec.spec, rec.attached, this.ctx);
       return;
@@ -653,6 +706,11 @@ export class Engine {
         if (other) {
           await other;
           continue;
+        }
+        // An image stays cached when what defined it goes (evicted later, least recently used first).
+        if (child.type === 'image') {
+          child.owner = 'user';
+          break;
         }
         if (this.store.holders(h).length > 0) {
           child.owner = 'user'; // still in use elsewhere: it outlives its parent, and is now the user's
@@ -691,6 +749,12 @@ export class Engine {
   async reconcile(adoptContainer: (rec: ContainerRec) => Promise<boolean>, recovery: Recovery = {}): Promise<void> {
     await this.lock.run(async () => {
       const gone: AnyRec[] = [];
+      // Images first: a ready image whose cache file vanished takes what stands on it along.
+      for (const rec of this.store.list('image')) {
+        const ok = this.images ? await this.images.adopt(rec).catch((err) => this.keptUnchecked(rec, err, true)) : true;
+        if (ok) this.events.record('adopted', rec);
+        else gone.push(rec);
+      }
       // Adoption only looks: one reading of the mount table serves every mount.
       await withMountSnapshot(async () => {
         for (const rec of this.store.list('attach')) {

@@ -15,10 +15,10 @@ import type { AnyRec } from '../store/records.js';
 import { describeRec } from '../store/records.js';
 import { writeAtomicSync } from '../sys/fs.js';
 
-export type EventType = 'attach' | 'mount' | 'container';
-export type EventAction = 'created' | 'state' | 'deleted' | 'adopted' | 'vanished';
-export const EVENT_TYPES: readonly EventType[] = ['attach', 'mount', 'container'];
-export const EVENT_ACTIONS: readonly EventAction[] = ['created', 'state', 'deleted', 'adopted', 'vanished'];
+export type EventType = 'attach' | 'mount' | 'container' | 'image';
+export type EventAction = 'created' | 'state' | 'progress' | 'deleted' | 'adopted' | 'vanished';
+export const EVENT_TYPES: readonly EventType[] = ['attach', 'mount', 'container', 'image'];
+export const EVENT_ACTIONS: readonly EventAction[] = ['created', 'state', 'progress', 'deleted', 'adopted', 'vanished'];
 
 export interface AgentEvent {
   seq: number;
@@ -34,6 +34,8 @@ export interface AgentEvent {
   old_state?: string;
   exit_code?: number | null;
   error?: string;
+  /** An image's pull: bytes done and expected (null: the server did not say). */
+  progress?: { done: number; total: number | null };
 }
 
 /** What else the core reports: durations and failures, for the metrics (not part of the stream). */
@@ -140,7 +142,10 @@ export class EventHub {
   }
 
   /** The event of a record: created, deleted, adopted or vanished. */
-  record(action: Exclude<EventAction, 'state'>, rec: AnyRec): AgentEvent {
+  record(action: Exclude<EventAction, 'state' | 'progress'>, rec: AnyRec): AgentEvent {
+    if (rec.type === 'image') {
+      return this.publish({ type: 'image', action, id: rec.id, ...(rec.name ? { name: rec.name } : {}), state: rec.state, ...(rec.format ? { kind: rec.format } : {}) });
+    }
     if (rec.type === 'container') {
       return this.publish({
         type: 'container',
@@ -156,6 +161,19 @@ export class EventHub {
 
   /** A container's state changed from `old` (no event when it did not). */
   state(rec: AnyRec, old: string): AgentEvent | null {
+    if (rec.type === 'image') {
+      if (rec.state === old) return null;
+      return this.publish({
+        type: 'image',
+        action: 'state',
+        id: rec.id,
+        ...(rec.name ? { name: rec.name } : {}),
+        old_state: old,
+        state: rec.state,
+        progress: { ...rec.progress },
+        ...(rec.error ? { error: rec.error } : {}),
+      });
+    }
     if (rec.type !== 'container' || rec.state === old) return null;
     return this.publish({
       type: 'container',
@@ -167,6 +185,12 @@ export class EventHub {
       ...(rec.state === 'exited' || rec.state === 'dead' ? { exit_code: rec.exit_code } : {}),
       ...(rec.state === 'dead' && rec.error ? { error: rec.error } : {}),
     });
+  }
+
+  /** An image's pull went on (throttled by the caller). */
+  progress(rec: AnyRec): AgentEvent | null {
+    if (rec.type !== 'image') return null;
+    return this.publish({ type: 'image', action: 'progress', id: rec.id, ...(rec.name ? { name: rec.name } : {}), state: rec.state, progress: { ...rec.progress } });
   }
 
   /** Events in the ring, oldest first. */

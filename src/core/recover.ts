@@ -19,6 +19,8 @@ export interface Recovery {
   intent?: Intent;
   /** The state file was damaged (the agent starts without records): loops it named are known. */
   damaged?: { loops: Array<[dev: string, file: string]> };
+  /** Other directories whose files' loop devices are the agent's (the image cache, when outside the run-dir). */
+  loopRoots?: string[];
 }
 
 export interface Cleaned {
@@ -134,6 +136,7 @@ export async function cleanOrphans(store: Store, runDir: string, log: Logger, re
     if (held.has(dev)) continue;
     const ours =
       file.startsWith(runDir + '/') ||
+      (rec.loopRoots ?? []).some((r) => file.startsWith(r + '/')) ||
       (intent !== undefined && intent.loop_files.includes(file) && !intent.loops_before.includes(dev)) ||
       salvaged.get(dev) === file ||
       (rec.damaged !== undefined && sources.has(dev));

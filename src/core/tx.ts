@@ -3,6 +3,25 @@
 import type { Logger } from 'pino';
 import type { AnyRec } from '../store/records.js';
 
+/**
+ * A request met an image it cannot use yet: a definition not made into an image object (its
+ * source not resolved, nothing pulled), or an image still pulling. The transaction is undone,
+ * the image is made and waited for outside the lock (core/images.ts), and the request is run again.
+ */
+export class NeedImage extends Error {
+  constructor(
+    /** The request's key in the transaction's memo (empty for a reference). */
+    readonly key: string,
+    /** The image request to define (null: `id` names an existing image still pulling). */
+    readonly request: Record<string, unknown> | null,
+    readonly id: number | null,
+    /** Where in the spec (for messages). */
+    readonly where: string,
+  ) {
+    super(`${where}: the image is not ready yet`);
+  }
+}
+
 export class Tx {
   private readonly undos: Array<{ what: string; fn: () => Promise<void> | void }> = [];
   private readonly settles: Array<() => void> = [];
@@ -21,6 +40,9 @@ export class Tx {
     for (const fn of this.settles.splice(0)) fn();
     this.ended();
   }
+
+  /** @param images the ids of the image definitions met so far (kept across the request's attempts). */
+  constructor(readonly images: Map<string, number> = new Map()) {}
 
   onUndo(what: string, fn: () => Promise<void> | void): void {
     this.undos.push({ what, fn });

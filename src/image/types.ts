@@ -68,4 +68,12 @@ export interface CacheEntry {
   format: ImageFormat;
   /** Last time a mount used it (ISO time), for least-recently-used eviction. */
   last_used: string;
+  /** Where it came from (the URL, without user and password) and, for people, what it is. */
+  url?: string;
+  description?: string;
+  /** How it was downloaded: its compression then and the bytes of the download (what `digest` is of). */
+  compression?: Compression;
+  download_size?: number;
+  /** When it entered the cache (ISO time). */
+  created?: string;
 }

@@ -3,14 +3,14 @@
 import type { Logger } from 'pino';
 import { invalid } from './errors.js';
 
-export type ObjType = 'attach' | 'mount' | 'container';
+export type ObjType = 'attach' | 'mount' | 'container' | 'image';
 export interface Ref {
   type: ObjType;
   id: number;
 }
 export const sameRef = (a: Ref, b: Ref) => a.type === b.type && a.id === b.id;
 
-const NOUN: Record<ObjType, string> = { attach: 'attachment', mount: 'mount', container: 'container' };
+const NOUN: Record<ObjType, string> = { attach: 'attachment', mount: 'mount', container: 'container', image: 'image' };
 export const nounOf = (t: ObjType) => NOUN[t];
 
 export interface DriverContext {
@@ -45,13 +45,26 @@ export interface Mounted {
  */
 export interface ChildSlot {
   field: string;
-  type: 'attach' | 'mount';
+  /** `image`: a cached image from an image server (a reference `{id}` or an image request). */
+  type: 'attach' | 'mount' | 'image';
   /** The field is a list (an overlay's `lower`). */
   many?: boolean;
+  /**
+   * The child's spec is made by the kind, not read from `spec[field]`: from its own fields, or
+   * from the children resolved before it (`deps`). `undefined`: there is no such child. (A `uri`
+   * mount's image comes from its `uri`/`checksum` fields; its loop attachment exists only for
+   * image formats, which are known once the image is.) The record keeps `{id}` in `field`.
+   */
+  derive?(deps: Resolved): unknown;
 }
 
 /** A resolved child, as the core hands it to a driver. */
-export type Dep = { type: 'attach'; id: number; device_file: string; readonly: boolean } | { type: 'mount'; id: number; mountpoint: string };
+export type Dep =
+  | { type: 'attach'; id: number; device_file: string; readonly: boolean }
+  | { type: 'mount'; id: number; mountpoint: string }
+  /** A ready image: its verified cache file and what it holds. */
+  | { type: 'image'; id: number; path: string; format: ImageDepFormat };
+export type ImageDepFormat = 'squashfs' | 'erofs' | 'ext4' | 'tar';
 /** Resolved children by field name (a list for `many` slots). */
 export type Resolved = Record<string, Dep | Dep[]>;
 
@@ -72,4 +85,10 @@ export function baseMountSlot(spec: { base?: string; mount?: unknown }, kind: st
 export function mountDep(deps: Resolved, field: string): string | undefined {
   const d = deps[field];
   return d && !Array.isArray(d) && d.type === 'mount' ? d.mountpoint : undefined;
+}
+
+/** The one image dependency in `field`. */
+export function imageDep(deps: Resolved, field: string): Extract<Dep, { type: 'image' }> | undefined {
+  const d = deps[field];
+  return d && !Array.isArray(d) && d.type === 'image' ? d : undefined;
 }

@@ -53,7 +53,8 @@ export interface paths {
         /**
          * Mount a filesystem, an overlay or a bind
          * @description Creates a mount of `kind` (`attach`: a filesystem on an attachment; `overlay`; `bind`;
-         *     `nfs`) and answers it with its `mountpoint` under the run-dir. What it names by `id` must
+         *     `nfs`; `uri`: an image from an image server, waited for while it is pulled) and answers it
+         *     with its `mountpoint` under the run-dir. What it names by `id` must
          *     exist (404); what it defines is created first, depth-first, and belongs to it.
          */
         post: operations["mount"];
@@ -122,6 +123,68 @@ export interface paths {
          *     streams new lines until the container ends or the client goes away.
          */
         get: operations["get_container_log"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/image": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the images in the cache
+         * @description Every image object (pulling, ready or failed); with `id` or `name`, that one (404 if there
+         *     is none); with `state`, those in that state (`[]` if none). `users` names the objects that
+         *     hold each one.
+         */
+        get: operations["list_images"];
+        put?: never;
+        /**
+         * Pull an image into the cache (in the background)
+         * @description Resolves the request (a simplestreams or IMGAPI server is asked for its index or manifest
+         *     now: its errors answer here, 4xx/502/504 naming the URL), makes the image object in state
+         *     `pulling` and answers 201 at once; the download and its verification run in the
+         *     background (`progress`, then `ready` or `failed` with `error`; events of type `image`).
+         *     A request whose digest is that of an existing image answers that image (200; a failed one
+         *     is pulled again). Mounts and attachments naming an image still pulling wait for it
+         *     (within `image_pull_timeout`): an orchestrator with big images pulls first, waits
+         *     (`GET /image/wait`), then creates the container.
+         */
+        post: operations["pull_image"];
+        /**
+         * Delete an image (and its cache file)
+         * @description Deletes the image (by `id` or `name`) and its cache file, stopping its pull, and answers it
+         *     as it was. Held by a loop attachment or a mount: 409 naming them, unless `force=true`,
+         *     which deletes them (and what stands on them) first, as `DELETE /mount?force=true` does.
+         */
+        delete: operations["delete_image"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/image/wait": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Wait until an image is ready (or failed)
+         * @description Blocks until the image (by `id` or `name`) is in `state` (default `ready`), then answers
+         *     it. Waiting for `ready` answers the pull's error if it fails (4xx, 502, 504, 507 as the
+         *     failure was); 504 after `timeout` seconds (default `image_pull_timeout`); 404 if it is
+         *     deleted first.
+         */
+        get: operations["wait_image"];
         put?: never;
         post?: never;
         delete?: never;
@@ -677,16 +740,19 @@ export interface components {
         /**
          * @description A loop device over a file. `path` is relative to `base`: `root` (the host's `/`) or
          *     `mount` (the directory of `mount`, a reference or a definition). The path may not leave
-         *     its base, neither by `..` nor through symbolic links.
+         *     its base, neither by `..` nor through symbolic links. With `base: image`, the file is the
+         *     verified cache file of `image` (a reference `{"id": N}` or an image request, waited for
+         *     while it is pulled), always read-only; `path` is not given then.
          */
         attach_loopback: {
-            path: string;
+            path?: string;
             /**
              * @default root
              * @enum {string}
              */
-            base: "root" | "mount";
+            base: "root" | "mount" | "image";
             mount?: components["schemas"]["mount"];
+            image?: components["schemas"]["image"];
             /**
              * @description Attach read-only. Also read-only when the file or its filesystem is.
              * @default false
@@ -794,11 +860,152 @@ export interface components {
             /** @description NFS options such as `vers=4.2` or `addr=…`. */
             options?: string[];
         };
-        /** @description Download an archive or image from a URI into a ramdisk mount (not implemented yet). */
+        /**
+         * @description An image from an image server, mounted read-only; or an archive unpacked into a ramdisk.
+         *     The image is named by exactly one of: `uri` + `checksum` (an http, https or file URL, and
+         *     `sha256:<hex>` or `sha1:<hex>` of the bytes the server sends), `simplestreams`, `imgapi`,
+         *     or `image` (a reference `{"id": N}` to an image object). It is verified, cached (one image
+         *     object per digest, shared by every mount of it) and, while it is pulled, waited for within
+         *     `image_pull_timeout` (504 after it; the pull goes on). An image format (`squashfs`,
+         *     `erofs`, `ext4`) is attached through a read-only loop device (`attach`, an attachment of
+         *     kind loopback with `base: image`, owned by the mount) and mounted read-only with that
+         *     filesystem type; a `tar` archive (`.tar`, `.tar.gz`, `.tar.xz`, `.tar.zst`, `.tar.bz2`) is
+         *     unpacked (owners and modes kept; absolute and `..` member names refused by GNU tar) into a
+         *     tmpfs of `size` (default `1g`, a limit the tmpfs enforces: an archive that does not fit is a
+         *     507), writable. Deleting the mount deletes the loop device; the image stays cached.
+         */
         mount_uri: {
-            uri: string;
+            /** @description An `http://`, `https://` or `file://` URL (user and password in it are never shown back). */
+            uri?: string;
+            /** @description `sha256:<64 hex>` or `sha1:<40 hex>` of the download, required with `uri`. */
+            checksum?: string;
+            /**
+             * @description What the file is once decompressed (default from the URL's suffix, else from its content). `tar.gz` is `tar` with gzip.
+             * @enum {string}
+             */
+            format?: "squashfs" | "erofs" | "ext4" | "tar" | "tar.gz";
+            compression?: components["schemas"]["image_compression"];
+            /** @description PEM CA bundle for an https server's certificate. */
+            ca_file?: string;
+            simplestreams?: components["schemas"]["image_simplestreams"];
+            imgapi?: components["schemas"]["image_imgapi"];
+            image?: components["schemas"]["image"];
+            /** @description The read-only loop attachment over the image's cache file (image formats; absent for archives). */
+            readonly attach?: components["schemas"]["attach"];
+            /** @description Extra options passed to mount(8) (`ro` is always added for image formats). */
+            mount_options?: string[];
+            /**
+             * @description The tmpfs size for an archive (`1g`, `512m`, bytes, or a percentage of RAM such as `50%`).
+             * @default 1g
+             */
+            size: string;
+        };
+        /**
+         * @description How the download is compressed (default from the URL's suffix, else from its content); the cache keeps it decompressed.
+         * @enum {string}
+         */
+        image_compression: "none" | "gzip" | "bzip2" | "xz" | "zstd";
+        /**
+         * @description An image of a simplestreams server (as lxd-image-server lays it out): a configured source
+         *     (`image_sources` in the config file) by `source`, or a server `url`; the product by `alias`
+         *     or by `os`, `release`, `arch` (default the node's) and `variant` (default `default`); the
+         *     newest version unless `version` names one; the item `ftype` (default `squashfs`, else a
+         *     root tarball). The item's `sha256` is the checksum.
+         */
+        image_simplestreams: {
+            source?: string;
+            url?: string;
+            alias?: string;
+            os?: string;
+            release?: string;
+            arch?: string;
+            variant?: string;
+            version?: string;
+            ftype?: string;
+        };
+        /**
+         * @description An image of an IMGAPI server (Joyent's, or smartos-image-server): a configured source by
+         *     `source`, or a server `url`; the image by `uuid`, or by `name` (and `version`, default the
+         *     newest) as `imgadm` finds them. The manifest's `sha1` and `size` are checked.
+         */
+        image_imgapi: {
+            source?: string;
+            url?: string;
+            uuid?: string;
+            name?: string;
+            version?: string;
+        };
+        /**
+         * @description `pulling` (in the background: see `progress`), `ready` (verified, in the cache), `failed` (see `error`).
+         * @enum {string}
+         */
+        image_state: "pulling" | "ready" | "failed";
+        image_progress: {
+            /**
+             * Format: int64
+             * @description Bytes downloaded so far.
+             */
+            done: number;
+            /**
+             * Format: int64
+             * @description Bytes expected (null: the server did not say).
+             */
+            total: number | null;
+        };
+        /** @description An object that holds the image (a loop attachment, a mount). */
+        image_user: {
             /** @enum {string} */
-            format?: "tar" | "tar.gz" | "squashfs";
+            type: "attach" | "mount";
+            id: components["schemas"]["object_id"];
+            kind?: string;
+        };
+        /**
+         * @description An image from an image server in the agent's cache: one object per digest (a request
+         *     that resolves to the digest of an existing image names that image). In a request, give
+         *     `id` to reference an existing image, or exactly one of `uri` (+ `checksum`),
+         *     `simplestreams` or `imgapi` to define one (`name` optional, unique). The other fields are
+         *     the agent's.
+         */
+        image: {
+            id?: components["schemas"]["object_id"];
+            name?: components["schemas"]["object_name"];
+            uri?: string;
+            checksum?: string;
+            /**
+             * @description In a request, what the file is (default from the URL's suffix, else its content); in answers, what it is (null until known).
+             * @enum {string|null}
+             */
+            format?: "squashfs" | "erofs" | "ext4" | "tar" | "tar.gz" | null;
+            compression?: components["schemas"]["image_compression"];
+            ca_file?: string;
+            simplestreams?: components["schemas"]["image_simplestreams"];
+            imgapi?: components["schemas"]["image_imgapi"];
+            refs?: components["schemas"]["object_refs"];
+            readonly state?: components["schemas"]["image_state"];
+            /** @description The request as given. */
+            readonly source?: {
+                [key: string]: unknown;
+            };
+            /** @description The checksum of the download (`sha256:…` or `sha1:…`). */
+            readonly digest?: string;
+            /** @description The file's URL (without user and password). */
+            readonly url?: string;
+            /** @description What it is, for people. */
+            readonly description?: string;
+            /**
+             * Format: int64
+             * @description Bytes of the cached (decompressed) file once ready.
+             */
+            readonly size?: number | null;
+            readonly progress?: components["schemas"]["image_progress"];
+            /** @description Why the pull failed (state `failed`). */
+            readonly error?: string;
+            /** Format: date-time */
+            readonly last_used?: string | null;
+            /** Format: date-time */
+            readonly created_at?: string;
+            /** @description The objects that hold it (the image is deleted only with `force=true` while there are any). */
+            readonly users?: components["schemas"]["image_user"][];
         };
         /**
          * @description The typed v0.1 RBD mount: a filesystem on an RBD attachment. On create, `id` names an
@@ -891,26 +1098,34 @@ export interface components {
             /** Format: date-time */
             time: string;
             /** @enum {string} */
-            type: "attach" | "mount" | "container";
+            type: "attach" | "mount" | "container" | "image";
             /**
              * @description `created`, `state` (a container's state changed: `old_state` → `state`, with `exit_code`
-             *     when it ended), `deleted`, `adopted` (found again after a restart of the agent),
-             *     `vanished` (gone while the agent was down: dropped).
+             *     when it ended; or an image's: `pulling` → `ready` or `failed`, with `error`), `progress`
+             *     (an image's pull went on: `progress`, at most one per percent, or per second when the
+             *     size is unknown), `deleted` (an evicted image too), `adopted` (found again after a restart of the
+             *     agent), `vanished` (gone while the agent was down: dropped).
              * @enum {string}
              */
-            action: "created" | "state" | "deleted" | "adopted" | "vanished";
+            action: "created" | "state" | "progress" | "deleted" | "adopted" | "vanished";
             /** Format: int64 */
             id: number;
-            /** @description The kind of an attachment or mount. */
+            /** @description The kind of an attachment or mount, an image's format. */
             kind?: string;
-            /** @description A container's name. */
+            /** @description A container's or an image's name. */
             name?: string;
-            state?: components["schemas"]["container_state"];
-            old_state?: components["schemas"]["container_state"];
+            state?: components["schemas"]["object_state"];
+            old_state?: components["schemas"]["object_state"];
+            progress?: components["schemas"]["image_progress"];
             /** Format: int64 */
             exit_code?: number | null;
             error?: string;
         };
+        /**
+         * @description A container's state, or an image's.
+         * @enum {string}
+         */
+        object_state: "created" | "running" | "paused" | "stopping" | "exited" | "dead" | "pulling" | "ready" | "failed";
         /**
          * @example {
          *       "version": "0.2.0",
@@ -1261,7 +1476,7 @@ export interface components {
                 /**
                  * @example {
                  *       "code": 501,
-                 *       "message": "mount kind uri is not implemented yet"
+                 *       "message": "mount: nfs: this kernel has no NFS client (no \"nfs\" in /proc/filesystems)"
                  *     }
                  */
                 "application/json": components["schemas"]["error"];
@@ -2023,6 +2238,298 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            default: components["responses"]["Error"];
+        };
+    };
+    list_images: {
+        parameters: {
+            query?: {
+                /** @description ID of the object */
+                id?: components["parameters"]["IdQuery"];
+                name?: components["schemas"]["object_name"];
+                state?: components["schemas"]["image_state"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description images */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "id": 0,
+                     *         "name": "busybox",
+                     *         "refs": 2,
+                     *         "state": "ready",
+                     *         "source": {
+                     *           "uri": "https://images.example/busybox.sqsh",
+                     *           "checksum": "sha256:7d8a1c0b3f9e4a2d6c5b8e1f0a3d7c9b2e4f6a8c0d1e3f5a7b9c2d4e6f8a0b1c"
+                     *         },
+                     *         "digest": "sha256:7d8a1c0b3f9e4a2d6c5b8e1f0a3d7c9b2e4f6a8c0d1e3f5a7b9c2d4e6f8a0b1c",
+                     *         "url": "https://images.example/busybox.sqsh",
+                     *         "description": "https://images.example/busybox.sqsh",
+                     *         "format": "squashfs",
+                     *         "compression": "none",
+                     *         "size": 1105920,
+                     *         "progress": {
+                     *           "done": 1105920,
+                     *           "total": 1105920
+                     *         },
+                     *         "last_used": "2026-12-02T06:31:00.000Z",
+                     *         "created_at": "2026-12-02T06:30:58.000Z",
+                     *         "users": [
+                     *           {
+                     *             "type": "attach",
+                     *             "id": 0,
+                     *             "kind": "loopback"
+                     *           },
+                     *           {
+                     *             "type": "mount",
+                     *             "id": 0,
+                     *             "kind": "uri"
+                     *           }
+                     *         ]
+                     *       }
+                     *     ]
+                     */
+                    "application/json": components["schemas"]["image"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            default: components["responses"]["Error"];
+        };
+    };
+    pull_image: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["image"];
+            };
+        };
+        responses: {
+            /** @description that image is already there (or pulled again, if it had failed) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 0,
+                     *       "name": "busybox",
+                     *       "refs": 1,
+                     *       "state": "ready",
+                     *       "source": {
+                     *         "uri": "https://images.example/busybox.sqsh",
+                     *         "checksum": "sha256:7d8a1c0b3f9e4a2d6c5b8e1f0a3d7c9b2e4f6a8c0d1e3f5a7b9c2d4e6f8a0b1c"
+                     *       },
+                     *       "digest": "sha256:7d8a1c0b3f9e4a2d6c5b8e1f0a3d7c9b2e4f6a8c0d1e3f5a7b9c2d4e6f8a0b1c",
+                     *       "url": "https://images.example/busybox.sqsh",
+                     *       "description": "https://images.example/busybox.sqsh",
+                     *       "format": "squashfs",
+                     *       "compression": "none",
+                     *       "size": 1105920,
+                     *       "progress": {
+                     *         "done": 1105920,
+                     *         "total": 1105920
+                     *       },
+                     *       "last_used": "2026-12-02T06:31:00.000Z",
+                     *       "created_at": "2026-12-02T06:30:58.000Z",
+                     *       "users": []
+                     *     }
+                     */
+                    "application/json": components["schemas"]["image"];
+                };
+            };
+            /** @description the pull started */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 0,
+                     *       "name": "busybox",
+                     *       "refs": 1,
+                     *       "state": "pulling",
+                     *       "source": {
+                     *         "uri": "https://images.example/busybox.sqsh",
+                     *         "checksum": "sha256:7d8a1c0b3f9e4a2d6c5b8e1f0a3d7c9b2e4f6a8c0d1e3f5a7b9c2d4e6f8a0b1c"
+                     *       },
+                     *       "digest": "sha256:7d8a1c0b3f9e4a2d6c5b8e1f0a3d7c9b2e4f6a8c0d1e3f5a7b9c2d4e6f8a0b1c",
+                     *       "url": "https://images.example/busybox.sqsh",
+                     *       "description": "https://images.example/busybox.sqsh",
+                     *       "format": "squashfs",
+                     *       "compression": "none",
+                     *       "size": null,
+                     *       "progress": {
+                     *         "done": 0,
+                     *         "total": null
+                     *       },
+                     *       "last_used": null,
+                     *       "created_at": "2026-12-02T06:30:58.000Z",
+                     *       "users": []
+                     *     }
+                     */
+                    "application/json": components["schemas"]["image"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            409: components["responses"]["NameTaken"];
+            /** @description the image server answered wrongly (an index or manifest missing, malformed) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["error"];
+                };
+            };
+            /** @description the image server did not answer in time */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["error"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    delete_image: {
+        parameters: {
+            query?: {
+                /** @description ID of the object */
+                id?: components["parameters"]["IdQuery"];
+                name?: components["schemas"]["object_name"];
+                /**
+                 * @description Delete even if the object is in use: everything that uses it is torn down first,
+                 *     top-down (running containers are stopped).
+                 */
+                force?: components["parameters"]["Force"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description deleted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 0,
+                     *       "name": "busybox",
+                     *       "refs": 0,
+                     *       "state": "ready",
+                     *       "source": {
+                     *         "uri": "https://images.example/busybox.sqsh",
+                     *         "checksum": "sha256:7d8a1c0b3f9e4a2d6c5b8e1f0a3d7c9b2e4f6a8c0d1e3f5a7b9c2d4e6f8a0b1c"
+                     *       },
+                     *       "digest": "sha256:7d8a1c0b3f9e4a2d6c5b8e1f0a3d7c9b2e4f6a8c0d1e3f5a7b9c2d4e6f8a0b1c",
+                     *       "url": "https://images.example/busybox.sqsh",
+                     *       "description": "https://images.example/busybox.sqsh",
+                     *       "format": "squashfs",
+                     *       "compression": "none",
+                     *       "size": 1105920,
+                     *       "progress": {
+                     *         "done": 1105920,
+                     *         "total": 1105920
+                     *       },
+                     *       "last_used": "2026-12-02T06:31:00.000Z",
+                     *       "created_at": "2026-12-02T06:30:58.000Z",
+                     *       "users": []
+                     *     }
+                     */
+                    "application/json": components["schemas"]["image"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["InUse"];
+            default: components["responses"]["Error"];
+        };
+    };
+    wait_image: {
+        parameters: {
+            query?: {
+                /** @description ID of the object */
+                id?: components["parameters"]["IdQuery"];
+                name?: components["schemas"]["object_name"];
+                state?: "ready" | "failed";
+                /** @description Seconds to wait at most. */
+                timeout?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the image, in the state waited for */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 0,
+                     *       "name": "busybox",
+                     *       "refs": 1,
+                     *       "state": "ready",
+                     *       "source": {
+                     *         "uri": "https://images.example/busybox.sqsh",
+                     *         "checksum": "sha256:7d8a1c0b3f9e4a2d6c5b8e1f0a3d7c9b2e4f6a8c0d1e3f5a7b9c2d4e6f8a0b1c"
+                     *       },
+                     *       "digest": "sha256:7d8a1c0b3f9e4a2d6c5b8e1f0a3d7c9b2e4f6a8c0d1e3f5a7b9c2d4e6f8a0b1c",
+                     *       "url": "https://images.example/busybox.sqsh",
+                     *       "description": "https://images.example/busybox.sqsh",
+                     *       "format": "squashfs",
+                     *       "compression": "none",
+                     *       "size": 1105920,
+                     *       "progress": {
+                     *         "done": 1105920,
+                     *         "total": 1105920
+                     *       },
+                     *       "last_used": "2026-12-02T06:31:00.000Z",
+                     *       "created_at": "2026-12-02T06:30:58.000Z",
+                     *       "users": []
+                     *     }
+                     */
+                    "application/json": components["schemas"]["image"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            /** @description not in that state after `timeout` seconds */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["error"];
+                };
+            };
             default: components["responses"]["Error"];
         };
     };
@@ -2926,7 +3433,7 @@ export interface operations {
                 since?: string;
                 until?: string;
                 /**
-                 * @description Only these object types (comma-separated `attach`, `mount`, `container`).
+                 * @description Only these object types (comma-separated `attach`, `mount`, `container`, `image`).
                  * @example container
                  */
                 type?: string;

@@ -2,6 +2,7 @@
 // for, with every nested child replaced by a reference `{id}`; `holds` lists those children.
 import type { Attached, Mounted, ObjType, Ref } from '../model/objects.js';
 import { nounOf } from '../model/objects.js';
+import type { ResolvedImage } from '../image/types.js';
 import type { Confinement, Limits } from '../model/confine.js';
 import type { AttachKind, ContainerState, MountKind, Namespace } from '../model/types.js';
 
@@ -73,12 +74,43 @@ export interface ContainerRec extends BaseRec {
   limits?: Limits;
 }
 
-export type AnyRec = AttachRec | MountRec | ContainerRec;
+/** A pull's state: `pulling` (in the background), `ready` (verified, in the cache), `failed` (with `error`). */
+export type ImageState = 'pulling' | 'ready' | 'failed';
+
+/** An image from an image server (or a file URL), one per digest: a verified file in the cache. */
+export interface ImageRec extends BaseRec {
+  type: 'image';
+  name?: string;
+  /** The request as given (a URL with its checksum, or a source reference). */
+  source: Record<string, unknown>;
+  /** `sha256:…` / `sha1:…` of the download, as the request or the server named it. */
+  digest: string;
+  /** Where the request resolved to: the URL, the expected size, the compression (to pull it again after a restart). */
+  resolved: ResolvedImage;
+  /** Known once ready (or when the request or the server says). */
+  format: string | null;
+  /** Bytes of the usable (decompressed) file, once ready. */
+  size: number | null;
+  state: ImageState;
+  progress: { done: number; total: number | null };
+  error?: string;
+  /** The AgentError kind of `error` (what a mount waiting on it answers). */
+  error_kind?: string;
+  /** The cache file, once ready. */
+  path?: string;
+  /** Made by a mount's or an attachment's definition (not POST /image): a failed pull deletes it. */
+  implicit?: boolean;
+  last_used: string | null;
+  created_at: string;
+}
+
+export type AnyRec = AttachRec | MountRec | ContainerRec | ImageRec;
 
 export const refOf = (r: AnyRec): Ref => ({ type: r.type, id: r.id });
 
 /** A short human name for messages: `mount 3 (overlay)`, `container 1 ("web")`. */
 export function describeRec(r: AnyRec): string {
   if (r.type === 'container') return `container ${r.id}${r.name ? ` ("${r.name}")` : ''}`;
+  if (r.type === 'image') return `image ${r.id}${r.name ? ` ("${r.name}")` : ''}`;
   return `${nounOf(r.type)} ${r.id} (${r.kind})`;
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { alreadyExists, isNoSpace, noSpace, notFound } from '../model/errors.js';
 import { withoutSecrets } from '../model/secrets.js';
 import { Saver, moveAside, previousOf, readText } from './persist.js';
-import type { AnyRec, AttachRec, ContainerRec, MountRec, ObjType, Ref } from './records.js';
+import type { AnyRec, AttachRec, ContainerRec, ImageRec, MountRec, ObjType, Ref } from './records.js';
 import { nounOf } from './records.js';
 
 /**
@@ -28,9 +28,13 @@ interface Snapshot {
   attach: AttachRec[];
   mount: MountRec[];
   container: ContainerRec[];
+  /** Absent in files of agents before images existed. */
+  image?: ImageRec[];
 }
 
-const TYPES: readonly ObjType[] = ['attach', 'mount', 'container'];
+const TYPES: readonly ObjType[] = ['attach', 'mount', 'container', 'image'];
+/** What every agent version wrote (a file without images is not damaged). */
+const FIRST_TYPES: readonly ObjType[] = ['attach', 'mount', 'container'];
 
 /** What load() found: a damaged file is moved aside (never silently forgotten), the agent starts empty. */
 export interface Loaded {
@@ -47,21 +51,23 @@ const isId = (x: unknown): x is number => Number.isInteger(x) && (x as number) >
 function checkSnapshot(x: unknown): string | null {
   if (!isObj(x)) return `the state is ${x === null ? 'null' : typeof x}, not an object`;
   if (x.version !== 1) return `unknown version ${JSON.stringify(x.version)}`;
-  if (!isObj(x.seq) || !TYPES.every((t) => isId((x.seq as Record<string, unknown>)[t]))) return '"seq" is not a sequence per kind';
+  if (!isObj(x.seq) || !FIRST_TYPES.every((t) => isId((x.seq as Record<string, unknown>)[t]))) return '"seq" is not a sequence per kind';
+  if ((x.seq as Record<string, unknown>).image !== undefined && !isId((x.seq as Record<string, unknown>).image)) return '"seq.image" is not a sequence';
   if (x.intent !== undefined && x.intent !== null) {
     const i = x.intent;
     if (!isObj(i) || !Array.isArray(i.loop_files) || !Array.isArray(i.loops_before)) return '"intent" is malformed';
   }
   for (const t of TYPES) {
-    const list = x[t];
+    const list = x[t] ?? (t === 'image' ? [] : undefined);
     if (!Array.isArray(list)) return `"${t}" is not a list`;
     for (const [n, r] of list.entries()) {
       const where = `${t}[${n}]`;
       if (!isObj(r) || r.type !== t || !isId(r.id)) return `${where} is not a ${nounOf(t)} record`;
       if (!Array.isArray(r.holds) || !r.holds.every((h) => isObj(h) && TYPES.includes(h.type as ObjType) && isId(h.id))) return `${where}.holds is malformed`;
       if (r.owner !== 'user' && !(isObj(r.owner) && TYPES.includes(r.owner.type as ObjType) && isId(r.owner.id))) return `${where}.owner is malformed`;
-      if (typeof r.kind !== 'string' && t !== 'container') return `${where}.kind is missing`;
-      if (t !== 'container' && !isObj(r.spec)) return `${where}.spec is not an object`;
+      if (t === 'image' && (typeof r.digest !== 'string' || typeof r.state !== 'string' || !isObj(r.source))) return `${where} is malformed`;
+      if (typeof r.kind !== 'string' && t !== 'container' && t !== 'image') return `${where}.kind is missing`;
+      if (t !== 'container' && t !== 'image' && !isObj(r.spec)) return `${where}.spec is not an object`;
       if (t === 'attach' && !(isObj(r.attached) && typeof r.attached.device_file === 'string' && isObj(r.attached.state))) return `${where}.attached is malformed`;
       if (t === 'mount' && !(isObj(r.mounted) && typeof r.mounted.mountpoint === 'string' && isObj(r.mounted.state))) return `${where}.mounted is malformed`;
       // Only what every agent wrote (a field a later version added must not make an older file "damaged").
@@ -109,7 +115,7 @@ function salvageLoops(text: string): Array<[string, string]> {
   return out;
 }
 
-type RecOf<T extends ObjType> = T extends 'attach' ? AttachRec : T extends 'mount' ? MountRec : ContainerRec;
+type RecOf<T extends ObjType> = T extends 'attach' ? AttachRec : T extends 'mount' ? MountRec : T extends 'image' ? ImageRec : ContainerRec;
 const keyOf = (r: Ref) => `${r.type}:${r.id}`;
 
 export interface StoreOptions {
@@ -119,7 +125,7 @@ export interface StoreOptions {
 
 export class Store {
   readonly file: string;
-  private seq: Record<ObjType, number> = { attach: 0, mount: 0, container: 0 };
+  private seq: Record<ObjType, number> = { attach: 0, mount: 0, container: 0, image: 0 };
   /** The open request's intent, and the sequence it reserved (saved instead of `seq` while open). */
   private intent: Intent | null = null;
   private reserved: Record<ObjType, number> | null = null;
@@ -127,10 +133,12 @@ export class Store {
     attach: new Map<number, AttachRec>(),
     mount: new Map<number, MountRec>(),
     container: new Map<number, ContainerRec>(),
+    image: new Map<number, ImageRec>(),
   };
   /** Reverse index of `holds`: who holds each object, so counting users never scans the store. */
   private readonly holdersOf = new Map<string, Set<AnyRec>>();
   private readonly names = new Map<string, ContainerRec>();
+  private readonly imageNames = new Map<string, ImageRec>();
   private readonly saver: Saver;
   private readonly secretFields: ReadonlySet<string>;
 
@@ -174,8 +182,8 @@ export class Store {
   }
 
   private use(snap: Snapshot): void {
-    for (const t of TYPES) this.seq[t] = Math.max(this.seq[t], snap.seq[t]);
-    for (const r of [...snap.attach, ...snap.mount, ...snap.container]) this.put(r);
+    for (const t of TYPES) this.seq[t] = Math.max(this.seq[t], snap.seq[t] ?? 0);
+    for (const r of [...snap.attach, ...snap.mount, ...snap.container, ...(snap.image ?? [])]) this.put(r);
   }
 
   /** Never hand out an id below `n` (evidence of ids in use found in the run-dir). */
@@ -189,7 +197,7 @@ export class Store {
    */
   beginIntent(intent: Intent, reserve: number): void {
     this.intent = intent;
-    this.reserved = { attach: this.seq.attach + reserve, mount: this.seq.mount + reserve, container: this.seq.container + reserve };
+    this.reserved = { attach: this.seq.attach + reserve, mount: this.seq.mount + reserve, container: this.seq.container + reserve, image: this.seq.image };
   }
 
   /** The request finished (committed or undone): the next save drops its intent. */
@@ -215,12 +223,15 @@ export class Store {
     const r = this.reserved;
     return {
       version: 1,
-      seq: r ? { attach: Math.max(r.attach, this.seq.attach), mount: Math.max(r.mount, this.seq.mount), container: Math.max(r.container, this.seq.container) } : this.seq,
+      seq: r
+        ? { attach: Math.max(r.attach, this.seq.attach), mount: Math.max(r.mount, this.seq.mount), container: Math.max(r.container, this.seq.container), image: this.seq.image }
+        : this.seq,
       ...(this.intent ? { intent: this.intent } : {}),
       // Keys never reach the disk: a restarted agent detaches and adopts without them.
       attach: live(this.maps.attach).map((r) => ({ ...r, spec: withoutSecrets(r.spec, this.secretFields) })),
       mount: live(this.maps.mount).map((r) => ({ ...r, spec: withoutSecrets(r.spec, this.secretFields) })),
       container: live(this.maps.container),
+      image: live(this.maps.image),
     };
   }
 
@@ -248,6 +259,7 @@ export class Store {
       set.add(rec);
     }
     if (rec.type === 'container' && rec.name) this.names.set(rec.name, rec);
+    if (rec.type === 'image' && rec.name) this.imageNames.set(rec.name, rec);
   }
 
   remove(ref: Ref): void {
@@ -260,6 +272,7 @@ export class Store {
   private unindex(rec: AnyRec): void {
     for (const h of rec.holds) this.holdersOf.get(keyOf(h))?.delete(rec);
     if (rec.type === 'container' && rec.name && this.names.get(rec.name) === rec) this.names.delete(rec.name);
+    if (rec.type === 'image' && rec.name && this.imageNames.get(rec.name) === rec) this.imageNames.delete(rec.name);
   }
 
   find<T extends ObjType>(type: T, id: number): RecOf<T> | undefined {
@@ -280,9 +293,9 @@ export class Store {
     return out;
   }
 
-  /** Records that hold `ref` (its users). */
-  holders(ref: Ref): AnyRec[] {
-    return [...(this.holdersOf.get(keyOf(ref)) ?? [])].filter((h) => !h.pending);
+  /** Records that hold `ref` (its users); with `pending`, also those of a request not finished yet. */
+  holders(ref: Ref, pending = false): AnyRec[] {
+    return [...(this.holdersOf.get(keyOf(ref)) ?? [])].filter((h) => pending || !h.pending);
   }
 
   /** `refs` as the API shows it: holders, plus the user for a top-level object. */
@@ -294,6 +307,16 @@ export class Store {
 
   containerByName(name: string): ContainerRec | undefined {
     return this.names.get(name);
+  }
+
+  imageByName(name: string): ImageRec | undefined {
+    return this.imageNames.get(name);
+  }
+
+  /** The image object of a digest (one per digest). */
+  imageByDigest(digest: string): ImageRec | undefined {
+    for (const r of this.maps.image.values()) if (r.digest === digest) return r;
+    return undefined;
   }
 
   assertNameFree(name: string): void {

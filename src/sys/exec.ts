@@ -1,5 +1,6 @@
 // The one way this project runs an external tool: argv arrays (never a shell string), a timeout,
 // bounded output, and stderr kept for the error message.
+import { PassThrough, type Writable } from 'node:stream';
 import { AgentError, type ErrorKind } from '../model/errors.js';
 import { redactText as redact } from '../model/secrets.js';
 
@@ -12,6 +13,10 @@ export interface RunOptions {
   /** What the tool's failure means, when the caller knows (default INTERNAL: a fault of the node). */
   failKind?: ErrorKind;
   cwd?: string;
+  /** Write stdout into this file (created or truncated) instead of returning it (a decompressor's output, say). */
+  stdoutFile?: string;
+  /** Stop the tool (SIGTERM) when this is aborted; the run rejects. */
+  signal?: AbortSignal;
 }
 
 export interface RunResult {
@@ -38,16 +43,55 @@ export async function run(file: string, args: string[], opts: RunOptions = {}): 
     reject: false,
     stripFinalNewline: true,
     stdin: opts.input === undefined ? 'ignore' : 'pipe',
+    ...(opts.stdoutFile === undefined ? {} : { stdout: { file: opts.stdoutFile }, buffer: { stdout: false } }),
+    ...(opts.signal === undefined ? {} : { cancelSignal: opts.signal }),
   });
-  if (res.failed) {
-    const cmd = redact([file, ...args].join(' '), secrets);
-    const why = res.timedOut
-      ? `timed out after ${opts.timeoutMs ?? 30_000} ms`
-      : res.isMaxBuffer
-        ? 'produced too much output'
-        : redact(String(res.stderr || res.stdout || res.shortMessage).trim(), secrets).split('\n').slice(-3).join('; ') ||
-          `exit code ${res.exitCode}`;
-    throw new AgentError(res.timedOut ? 'TIMEOUT' : (opts.failKind ?? 'INTERNAL'), `${cmd}: ${why}`);
-  }
-  return { stdout: String(res.stdout), stderr: String(res.stderr) };
+  if (res.failed) throw failure(res, file, args, opts);
+  return { stdout: opts.stdoutFile === undefined ? String(res.stdout) : '', stderr: String(res.stderr) };
+}
+
+type Ended = { timedOut: boolean; isMaxBuffer: boolean; stderr?: unknown; stdout?: unknown; shortMessage?: string; exitCode?: number };
+
+function failure(res: Ended, file: string, args: string[], opts: RunOptions): AgentError {
+  const secrets = opts.secrets ?? [];
+  const cmd = redact([file, ...args].join(' '), secrets);
+  const why = res.timedOut
+    ? `timed out after ${opts.timeoutMs ?? 30_000} ms`
+    : res.isMaxBuffer
+      ? 'produced too much output'
+      : redact(String(res.stderr || res.stdout || res.shortMessage).trim(), secrets).split('\n').slice(-3).join('; ') ||
+        `exit code ${res.exitCode}`;
+  return new AgentError(res.timedOut ? 'TIMEOUT' : (opts.failKind ?? 'INTERNAL'), `${cmd}: ${why}`);
+}
+
+/**
+ * Run `file args…` as a filter fed by the caller: write its input into `stdin` (a stream, end it
+ * when done); its stdout goes into `opts.stdoutFile`. `done` resolves once it exited 0, or
+ * rejects with an AgentError as run() does. (A decompressor fed by a download, say.)
+ */
+export function runFilter(file: string, args: string[], opts: RunOptions & { stdoutFile: string }): { stdin: Writable; done: Promise<void> } {
+  // The caller writes at once; the tool starts once execa is loaded (lazily, as for run()).
+  const stdin = new PassThrough();
+  const done = (execaModule ??= import('execa')).then(async ({ execa }) => {
+    const sub = execa(file, args, {
+      timeout: opts.timeoutMs ?? 30_000,
+      maxBuffer: MAX_BUFFER,
+      env: opts.env,
+      extendEnv: true,
+      cwd: opts.cwd,
+      reject: false,
+      stdin: 'pipe',
+      stdout: { file: opts.stdoutFile },
+      buffer: { stdout: false },
+      ...(opts.signal === undefined ? {} : { cancelSignal: opts.signal }),
+    });
+    // A tool that exits early breaks the pipe: its exit status (below) is the error reported.
+    sub.stdin.on('error', () => {});
+    stdin.pipe(sub.stdin);
+    const res = await sub;
+    stdin.unpipe(sub.stdin);
+    stdin.resume();
+    if (res.failed) throw failure(res, file, args, opts);
+  });
+  return { stdin, done };
 }

@@ -74,9 +74,11 @@ const BODIES: Array<[string, string, unknown]> = [
   ['POST', '/attach/rbd', RBD],
   ['POST', '/mount/rbd', MOUNT.rbd],
   ['POST', '/mount/overlay', { lower: [MOUNT] }],
+  // Two image requests at once: refused before anything is fetched.
+  ['POST', '/image', { uri: 'http://127.0.0.1/x.sqsh', simplestreams: { alias: 'a' }, imgapi: { name: 'n' } }],
 ];
 const ROUTE_SCHEMA: Record<string, string> = {
-  '/attach': 'attach', '/mount': 'mount', '/container': 'container', '/attach/rbd': 'rbd', '/mount/rbd': 'mount_rbd', '/mount/overlay': 'mount_overlay_v1',
+  '/attach': 'attach', '/mount': 'mount', '/container': 'container', '/attach/rbd': 'rbd', '/mount/rbd': 'mount_rbd', '/mount/overlay': 'mount_overlay_v1', '/image': 'image',
 };
 
 /** Every (path in the body, schema.prop) where an optional object or array may stand. */

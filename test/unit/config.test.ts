@@ -22,6 +22,30 @@ function withFile<T>(text: string, fn: (path: string) => T): T {
 const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
 
 describe('configuration', () => {
+  it('image settings: defaults, flags, and image_sources checked like the rest', () => {
+    const d = loadConfig([], {}) as Config;
+    assert.equal(d.image_dir, undefined, 'default: <run_dir>/images');
+    assert.equal(d.image_cache_max, 10 * 1024 ** 3);
+    assert.equal(d.image_pull_timeout, 600);
+    assert.deepEqual(d.image_sources, []);
+    const c = loadConfig(['--image-dir', '/srv/images', '--image-cache-max', '2G', '--image-pull-timeout', '30'], {}) as Config;
+    assert.deepEqual([c.image_dir, c.image_cache_max, c.image_pull_timeout], ['/srv/images', 2 * 1024 ** 3, 30]);
+    withFile('image_sources:\n  - { name: local, type: simplestreams, url: "https://127.0.0.1:8443/" }\n  - { name: j, type: imgapi, url: "http://x/", ca_file: /etc/ca.pem }\n', (f) => {
+      assert.deepEqual((loadConfig(['--config', f], {}) as Config).image_sources, [
+        { name: 'local', type: 'simplestreams', url: 'https://127.0.0.1:8443/' },
+        { name: 'j', type: 'imgapi', url: 'http://x/', ca_file: '/etc/ca.pem' },
+      ]);
+    });
+    const bad: Array<[string, RegExp]> = [
+      ['image_sources: { name: x }', /must be a list/],
+      ['image_sources: [{ name: x, type: lxd, url: "http://x/" }]', /image_sources\[0\]\.type: simplestreams or imgapi/],
+      ['image_sources: [{ name: x, type: imgapi, url: "ftp://x/" }]', /\.url: an http/],
+      ['image_sources: [{ name: x, type: imgapi, url: "http://x/", cafile: /a }]', /unknown key "cafile"/],
+      ['image_sources: [{ name: x, type: imgapi, url: "http://x/" }, { name: x, type: imgapi, url: "http://y/" }]', /"x" is given twice/],
+      ['image_cache_max: lots', /image_cache_max: must be a whole number/],
+    ];
+    for (const [text, re] of bad) withFile(`${text}\n`, (f) => assert.throws(() => loadConfig(['--config', f], {}), re, text));
+  });
   it('defaults: http on 127.0.0.1:8080 and the unix socket, run-dir /var/run/imageapi', () => {
     const c = loadConfig([], {}) as Config;
     assert.deepEqual(c.scheme, ['http', 'unix']);

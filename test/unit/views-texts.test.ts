@@ -17,7 +17,8 @@ describe('views: kept JSON texts', () => {
   });
   afterEach(() => h.close());
 
-  const fresh = (r: AnyRec) => (r.type === 'attach' ? h.views.attach(r) : r.type === 'mount' ? h.views.mount(r) : h.views.container(r));
+  const fresh = (r: AnyRec) =>
+    r.type === 'attach' ? h.views.attach(r) : r.type === 'mount' ? h.views.mount(r) : r.type === 'image' ? h.views.image(r) : h.views.container(r);
   const parsed = (recs: AnyRec[]) => h.views.texts(recs).map((b) => JSON.parse(b.toString('utf8')));
   /** Every list the API shows, from the kept texts, equals a fresh rendering; returns the container list. */
   const same = (why: string) => {

@@ -161,7 +161,7 @@ function streamEvents(events: EventHub, req: Request, res: Response): void {
     id: intParam(query.id),
     name: query.name as string | undefined,
   };
-  for (const t of f.types ?? []) if (!['attach', 'mount', 'container'].includes(t)) throw invalid(`query.type: "${t}" is not attach, mount or container`);
+  for (const t of f.types ?? []) if (!['attach', 'mount', 'container', 'image'].includes(t)) throw invalid(`query.type: "${t}" is not attach, mount, container or image`);
 
   res.status(200);
   res.setHeader('content-type', sse ? 'text/event-stream' : 'application/x-ndjson');

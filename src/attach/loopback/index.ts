@@ -1,7 +1,8 @@
-// loopback: a loop device over a file under the host's root or inside another mount.
+// loopback: a loop device over a file under the host's root or inside another mount, or over a
+// cached image (`base: image`: the image's verified cache file, always read-only).
 import { access, constants, stat } from 'node:fs/promises';
 import { fromFsError, invalid } from '../../model/errors.js';
-import { baseMountSlot, mountDep } from '../../model/objects.js';
+import { baseMountSlot, imageDep, mountDep } from '../../model/objects.js';
 import type { AttachLoopback } from '../../model/types.js';
 import { loopAttach, loopBackingFile, loopDetach, loopReadonly } from '../../sys/loop.js';
 import { checkSource, policyFrom, resolveWithin } from '../../sys/paths.js';
@@ -10,13 +11,33 @@ import type { AttachDriver } from '../driver.js';
 export const loopbackDriver: AttachDriver<AttachLoopback> = {
   kind: 'loopback',
 
-  children: (spec) => baseMountSlot(spec, 'loopback'),
+  children: (spec) => {
+    const s = spec as AttachLoopback & { image?: unknown };
+    if (s.base === 'image') {
+      if (!s.image) throw invalid('loopback: base is "image" but no "image" is given');
+      if (s.path !== undefined) throw invalid('loopback: "path" is given but base is "image" (the image is the file)');
+      if (s.mount) throw invalid('loopback: "mount" is given but base is "image"');
+      return [{ field: 'image', type: 'image' }];
+    }
+    if (s.image) throw invalid('loopback: "image" is given but base is not "image" (set base to "image")');
+    if (s.path === undefined) throw invalid('loopback: "path" is required (or base "image" with an "image")');
+    return baseMountSlot(spec, 'loopback');
+  },
 
   async attach(spec, deps, ctx) {
+    if (spec.base === 'image') {
+      const img = imageDep(deps, 'image');
+      if (!img) throw invalid('loopback: base "image" needs an image');
+      if (img.format === 'tar') throw invalid(`loopback: image ${img.id} is a tar archive, not a filesystem image (mount it with kind "uri")`);
+      // The cache's file is verified and shared: never written through a loop device.
+      const dev = await loopAttach(img.path, { readonly: true, partscan: false });
+      return { device_file: dev, readonly: true, state: { file: img.path, readonly: true } };
+    }
     const base = spec.base === 'mount' ? mountDep(deps, 'mount') : '/';
     if (!base) throw invalid('loopback: base "mount" needs a mount');
-    const file = await resolveWithin(base, spec.path, 'loopback.path');
-    await checkSource(file, spec.path, 'loopback.path', policyFrom(ctx.config, 'loopback'), spec.base !== 'mount');
+    const path = spec.path!; // (children() required it for base root and mount)
+    const file = await resolveWithin(base, path, 'loopback.path');
+    await checkSource(file, path, 'loopback.path', policyFrom(ctx.config, 'loopback'), spec.base !== 'mount');
     const st = await stat(file).catch((e) => {
       throw fromFsError(e, `loopback.path "${spec.path}"`);
     });
@@ -31,6 +52,9 @@ export const loopbackDriver: AttachDriver<AttachLoopback> = {
     const readonly = await loopReadonly(dev);
     return { device_file: dev, readonly, state: { file, readonly } };
   },
+
+  // Over an image it is read-only whatever the spec said: the answer says so.
+  describe: (spec) => (spec.base === 'image' ? { readonly: true } : {}),
 
   async detach(_spec, attached) {
     if ((await loopBackingFile(attached.device_file)) !== attached.state.file) return; // reused by someone else, or gone

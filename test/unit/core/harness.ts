@@ -20,7 +20,7 @@ export class Harness {
   readonly world = new FakeWorld();
   readonly drivers = fakeDrivers(this.world);
   /** Every id the store handed out, per type, across reloads (to prove none is given twice). */
-  readonly given: Record<ObjType, number[]> = { attach: [], mount: [], container: [] };
+  readonly given: Record<ObjType, number[]> = { attach: [], mount: [], container: [], image: [] };
   /** Log lines the agent wrote (pino JSON, parsed). */
   readonly logs: Array<Record<string, unknown>> = [];
   store!: Store;
@@ -133,11 +133,11 @@ export class Harness {
 
   /** The name a definition was given (records keep it in their spec). */
   nameOf(rec: AnyRec): string {
-    return rec.type === 'container' ? `container:${rec.id}` : String(rec.spec.name);
+    return rec.type === 'container' || rec.type === 'image' ? `${rec.type}:${rec.id}` : String(rec.spec.name);
   }
 
   byName(name: string): AttachRec | MountRec | undefined {
-    return this.all().find((r): r is AttachRec | MountRec => r.type !== 'container' && r.spec.name === name);
+    return this.all().find((r): r is AttachRec | MountRec => (r.type === 'attach' || r.type === 'mount') && r.spec.name === name);
   }
 
   private ids(type: ObjType): number[] {

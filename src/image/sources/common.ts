@@ -42,3 +42,17 @@ export function joinUrl(base: string, path: string): string {
   return new URL(path.replace(/^\/+/, ''), b).toString();
 }
 
+
+/** How a source names its server in messages, and the options of its document fetches. */
+export function serverContext(server: Server, opts: ResolveOptions) {
+  return {
+    where: server.name ? `source ${server.name} (${shownUrl(server.url)})` : shownUrl(server.url),
+    fetch: {
+      ...(server.ca_file === undefined ? {} : { ca_file: server.ca_file }),
+      connectTimeoutMs: opts.connectTimeoutMs,
+      stallTimeoutMs: opts.stallTimeoutMs,
+      maxBytes: opts.maxJsonBytes,
+      signal: opts.signal,
+    },
+  };
+}

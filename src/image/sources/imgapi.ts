@@ -7,16 +7,11 @@
 // The selection is pure (unit-tested without a server).
 import { invalid, upstream } from '../../model/errors.js';
 import { fetchJson, shownUrl } from '../fetch.js';
-import type { Compression, ResolvedImage } from '../types.js';
-import { joinUrl, type ResolveOptions, type Server } from './common.js';
+import type { Compression, ImageRequest, ResolvedImage } from '../types.js';
+import { joinUrl, serverContext, type ResolveOptions, type Server } from './common.js';
 
-export interface ImgapiQuery {
-  source?: string;
-  url?: string;
-  uuid?: string;
-  name?: string;
-  version?: string;
-}
+/** The request's `imgapi` part (src/image/types.ts). */
+export type ImgapiQuery = Extract<ImageRequest, { imgapi: unknown }>['imgapi'];
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -74,14 +69,7 @@ export function selectByName(list: unknown, name: string, version: string | unde
 }
 
 export async function resolveImgapi(q: ImgapiQuery, server: Server, opts: ResolveOptions = {}): Promise<ResolvedImage> {
-  const where = server.name ? `source ${server.name} (${shownUrl(server.url)})` : shownUrl(server.url);
-  const common = {
-    ...(server.ca_file === undefined ? {} : { ca_file: server.ca_file }),
-    connectTimeoutMs: opts.connectTimeoutMs,
-    stallTimeoutMs: opts.stallTimeoutMs,
-    maxBytes: opts.maxJsonBytes,
-    signal: opts.signal,
-  };
+  const { where, fetch: common } = serverContext(server, opts);
   let m: Manifest;
   if (q.uuid !== undefined) {
     if (q.name !== undefined || q.version !== undefined) throw invalid('imgapi: name a uuid, or a name (and version), not both');

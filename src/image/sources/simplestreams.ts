@@ -8,20 +8,11 @@
 import { invalid, upstream } from '../../model/errors.js';
 import { fetchJson, shownUrl } from '../fetch.js';
 import { fromSuffix } from '../format.js';
-import type { ImageFormat, ResolvedImage } from '../types.js';
-import { joinUrl, type ResolveOptions, type Server } from './common.js';
+import type { ImageFormat, ImageRequest, ResolvedImage } from '../types.js';
+import { joinUrl, serverContext, type ResolveOptions, type Server } from './common.js';
 
-export interface SimplestreamsQuery {
-  source?: string;
-  url?: string;
-  alias?: string;
-  os?: string;
-  release?: string;
-  arch?: string;
-  variant?: string;
-  version?: string;
-  ftype?: string;
-}
+/** The request's `simplestreams` part (src/image/types.ts). */
+export type SimplestreamsQuery = Extract<ImageRequest, { simplestreams: unknown }>['simplestreams'];
 
 /** simplestreams' name of this machine's architecture (LXD's names: amd64, arm64, armhf, …). */
 export function hostArch(arch: string = process.arch): string {
@@ -141,14 +132,7 @@ function formatOf(sel: Selected): { format?: ImageFormat; compression: ResolvedI
 }
 
 export async function resolveSimplestreams(q: SimplestreamsQuery, server: Server, opts: ResolveOptions = {}): Promise<ResolvedImage> {
-  const where = server.name ? `source ${server.name} (${shownUrl(server.url)})` : shownUrl(server.url);
-  const common = {
-    ...(server.ca_file === undefined ? {} : { ca_file: server.ca_file }),
-    connectTimeoutMs: opts.connectTimeoutMs,
-    stallTimeoutMs: opts.stallTimeoutMs,
-    maxBytes: opts.maxJsonBytes,
-    signal: opts.signal,
-  };
+  const { where, fetch: common } = serverContext(server, opts);
   const index = await fetchJson(joinUrl(server.url, 'streams/v1/index.json'), common);
   const doc = await fetchJson(joinUrl(server.url, productsPath(index, where)), common);
   const sel = selectItem(doc, q, where);

@@ -84,13 +84,15 @@ describe('the image cache', () => {
   it('kill -9 mid-download: the partial file is never an entry, scan() removes it, a second ensure() succeeds', async () => {
     const dir = newDir();
     const f = srv.files['busybox.tar']!; // about 2 MiB at 256 KiB/s: several seconds
-    const script = `import { pino } from 'pino';
+    const script = `import { readdirSync } from 'node:fs';
+import { pino } from 'pino';
 import { ImageCache } from ${JSON.stringify(join(ROOT, 'dist/src/image/cache.js'))};
 const c = new ImageCache({ dir: ${JSON.stringify(join(dir, 'cache'))}, maxBytes: 1 << 30, log: pino({ level: 'silent' }) });
 await c.scan();
 let said = false;
 await c.ensure({ url: ${JSON.stringify(f.slow)}, digest: ${JSON.stringify(f.digest)}, compression: 'none', description: 'slow' }, {
-  onProgress: (p) => { if (!said && p.done > 0) { said = true; console.log('downloading'); } },
+  // Bytes are counted before the write stream has opened its file: say so once the .part exists.
+  onProgress: (p) => { if (!said && p.done > 0 && readdirSync(${JSON.stringify(join(dir, 'cache/tmp'))}).length > 0) { said = true; console.log('downloading'); } },
 });
 console.log('done');
 `;

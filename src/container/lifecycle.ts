@@ -260,7 +260,8 @@ export class ContainerManager {
     }
     Object.assign(rec, { pid: started.pid, shim_pid: started.shim_pid, pid_start: started.pid_start, state: 'running', started_at: nowIso() });
     // (not inside the start's critical section, which the callback would otherwise inherit)
-    started.exited.then(() => this.engine.outsideLock(() => this.onEnd(rec.id))).catch((err) => this.log.error({ err, container: rec.id }, 'cannot record the end of the container'));
+    // The fork server gone (it does not take the supervisor with it): the poller finds the end.
+    started.exited.then((seen) => (seen ? this.engine.outsideLock(() => this.onEnd(rec.id)) : this.ensurePoller())).catch((err) => this.log.error({ err, container: rec.id }, 'cannot record the end of the container'));
   }
 
   private async freeze(rec: ContainerRec, frozen: boolean): Promise<ContainerRec> {

@@ -22,8 +22,11 @@ export interface Started {
   pid: number;
   pid_start: string | null;
   shim_pid: number | null;
-  /** Resolves when the supervisor exits (only observable while this agent lives). */
-  exited: Promise<void>;
+  /**
+   * Resolves when the supervisor exits (only observable while this agent lives): true, or false
+   * once it can no longer be observed (its end is then found by polling).
+   */
+  exited: Promise<boolean>;
 }
 
 /** The files of one run of a container: `<dir>/pid`, `<dir>/status`. */
@@ -79,7 +82,7 @@ export async function launch(helper: string, args: string[], id: number): Promis
   try {
     line = await launched.ready;
   } catch (err) {
-    launched.child.kill('SIGKILL');
+    launched.kill('SIGKILL');
     throw new AgentError('INTERNAL', `container ${id}: the init helper failed: ${(err as Error).message}`);
   }
   if (!line.startsWith('ok ')) {
@@ -91,7 +94,7 @@ export async function launch(helper: string, args: string[], id: number): Promis
     throw new AgentError(kind, `container ${id}: ${why}`);
   }
   const pid = Number(line.slice(3));
-  return { pid, pid_start: await processStartTime(pid), shim_pid: launched.child.pid ?? null, exited: launched.exited };
+  return { pid, pid_start: await processStartTime(pid), shim_pid: await launched.pid, exited: launched.exited };
 }
 
 export async function readStatus(dir: string): Promise<ExitStatus | null> {

@@ -1,46 +1,42 @@
 // Starting a process that must outlive the agent (the container supervisor): its own session,
-// not killed with the agent, reporting readiness on an inherited pipe (fd 3).
-import { spawn, type ChildProcess } from 'node:child_process';
+// not killed with the agent, reporting readiness on an inherited pipe (fd 3). Started by the
+// fork server (spawner.ts), not by forking the agent.
+import { spawnVia } from './spawner.js';
 
 export interface Detached {
-  child: ChildProcess;
+  /** Its pid once it runs; rejects when it could not be started. */
+  pid: Promise<number>;
   /** The first line written on fd 3 (without newline); rejects if fd 3 closes without one. */
   ready: Promise<string>;
-  /** Resolves when the process exits (only observable while the agent that started it lives). */
-  exited: Promise<void>;
+  /**
+   * Resolves when the process exits: true, or false when its end can no longer be observed (the
+   * fork server is gone; the caller then looks for the end another way).
+   */
+  exited: Promise<boolean>;
+  kill(signal: NodeJS.Signals): void;
 }
 
 export function launchDetached(file: string, args: string[], readyTimeoutMs: number): Detached {
-  const child = spawn(file, args, { detached: true, stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (b: Buffer) => {
-    if (stderr.length < 4096) stderr += b.toString();
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const s = spawnVia({ file, args, mode: 'detached' });
+  const exited = s.exited.then(() => true, () => false);
   const ready = new Promise<string>((resolve, reject) => {
-    const pipe = child.stdio[3] as NodeJS.ReadableStream | null;
-    let buf = '';
-    const timer = setTimeout(() => {
-      reject(new Error(`${file} did not report within ${readyTimeoutMs} ms`));
-    }, readyTimeoutMs);
-    const finish = (fn: () => void) => {
+    const timer = setTimeout(() => reject(new Error(`${file} did not report within ${readyTimeoutMs} ms`)), readyTimeoutMs);
+    timer.unref();
+    s.started.catch((err: Error) => {
       clearTimeout(timer);
-      fn();
-    };
-    child.once('error', (err) => finish(() => reject(err)));
-    pipe?.on('data', (b: Buffer) => {
-      buf += b.toString();
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) finish(() => resolve(buf.slice(0, nl)));
+      reject(err);
     });
-    pipe?.on('end', () => {
-      if (!buf.includes('\n')) {
-        finish(() => reject(new Error(stderr.trim() || `${file} exited without reporting`)));
+    void s.ready.then(async (line) => {
+      if (line !== null) {
+        clearTimeout(timer);
+        resolve(line);
+        return;
       }
+      // fd 3 closed without a line: what it said on stderr is the reason.
+      const end = await s.exited.catch(() => null);
+      clearTimeout(timer);
+      reject(new Error(end?.stderr.toString().trim() || `${file} exited without reporting`));
     });
   });
-  child.unref();
-  (child.stdio[3] as NodeJS.ReadableStream & { unref?: () => void })?.unref?.();
-  (child.stderr as NodeJS.ReadableStream & { unref?: () => void })?.unref?.();
-  return { child, ready, exited };
+  return { pid: s.started, ready, exited, kill: (sig) => s.kill(sig) };
 }

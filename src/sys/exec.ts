@@ -1,8 +1,10 @@
 // The one way this project runs an external tool: argv arrays (never a shell string), a timeout,
-// bounded output, and stderr kept for the error message.
+// bounded output, and stderr kept for the error message. The tools are started by the fork server
+// (spawner.ts); a tool streaming into a file or fed as a filter goes through execa.
 import { PassThrough, type Writable } from 'node:stream';
 import { AgentError, type ErrorKind } from '../model/errors.js';
 import { redactText as redact } from '../model/secrets.js';
+import { spawnVia } from './spawner.js';
 
 export interface RunOptions {
   timeoutMs?: number;
@@ -31,7 +33,41 @@ let execaModule: Promise<typeof import('execa')> | undefined;
 
 /** Run `file args…`; resolve with trimmed stdout/stderr, reject with an AgentError naming the tool and its stderr. */
 export async function run(file: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
-  const secrets = opts.secrets ?? [];
+  // Output into a file, or a cancel signal: execa's streams. Everything else (nearly every tool
+  // call) goes through the fork server, which costs the agent no fork of itself.
+  if (opts.stdoutFile !== undefined || opts.signal !== undefined) return runExeca(file, args, opts);
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const s = spawnVia({ file, args, mode: 'tool', cwd: opts.cwd, input: opts.input, env: opts.env });
+  let timedOut = false;
+  let force: NodeJS.Timeout | undefined;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    s.kill('SIGTERM');
+    force = setTimeout(() => s.kill('SIGKILL'), FORCE_KILL_MS);
+  }, timeoutMs);
+  try {
+    const end = await s.exited;
+    const res = { stdout: stripFinalNewline(end.stdout.toString()), stderr: stripFinalNewline(end.stderr.toString()) };
+    if (timedOut || end.overflow || end.code !== 0) {
+      throw failure({ timedOut, isMaxBuffer: end.overflow, ...res, exitCode: end.code, shortMessage: end.signal ? `killed by signal ${end.signal}` : `exit code ${end.code}` }, file, args, opts);
+    }
+    return res;
+  } catch (err) {
+    if (err instanceof AgentError) throw err;
+    // Not started (no such command, say) or the fork server lost: the reason, like a tool's stderr.
+    throw failure({ timedOut: false, isMaxBuffer: false, shortMessage: (err as Error).message }, file, args, opts);
+  } finally {
+    clearTimeout(timer);
+    clearTimeout(force);
+  }
+}
+
+/** execa's default: a tool that ignores SIGTERM at its timeout is killed this much later. */
+const FORCE_KILL_MS = 5000;
+
+const stripFinalNewline = (s: string) => s.replace(/\r?\n$/, '');
+
+async function runExeca(file: string, args: string[], opts: RunOptions): Promise<RunResult> {
   const { execa } = await (execaModule ??= import('execa'));
   const res = await execa(file, args, {
     timeout: opts.timeoutMs ?? 30_000,

@@ -17,6 +17,7 @@
  *        "ready" (the container supervisor's protocol).  CWD "" is the spawner's own.  ENV are
  *        "K=V" added to the spawner's environment.  ARGV[0] is looked up in PATH.
  *   kill ID SIGNO
+ *        ARGV[0] "@name" is a built-in command run in the forked child (spawner-ops.c).
  * Answers:
  *   started ID PID                  the exec succeeded
  *   failed  ID ERRNO MESSAGE        it did not (fork, chdir or exec); nothing runs
@@ -39,6 +40,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "spawner-ops.h"
 #include "utils.h"
 
 #define TOOL_MAX (1u << 20)
@@ -336,6 +338,14 @@ child_exec (int errfd, int in, int out, int err, int ready, const char *cwd, cha
         step = "putenv";
         goto fail;
       }
+  if (argv[0][0] == '@')
+    {
+      size_t argc = 0;
+      while (argv[argc])
+        argc++;
+      close (errfd);            /* it started: what follows is its own output and status */
+      _exit (ia_builtin ((int) argc, argv));
+    }
   execvp (argv[0], argv);
   step = "exec";
 fail:

@@ -90,7 +90,8 @@ type Ended = { timedOut: boolean; isMaxBuffer: boolean; stderr?: unknown; stdout
 
 function failure(res: Ended, file: string, args: string[], opts: RunOptions): AgentError {
   const secrets = opts.secrets ?? [];
-  const cmd = redact([file, ...args].join(' '), secrets);
+  // (a built-in command of the fork server, `@umount`, is named as the tool it replaces)
+  const cmd = redact([file.replace(/^@/, ''), ...args].join(' '), secrets);
   const why = res.timedOut
     ? `timed out after ${opts.timeoutMs ?? 30_000} ms`
     : res.isMaxBuffer

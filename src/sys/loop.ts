@@ -1,5 +1,6 @@
-// Loop devices, through losetup (util-linux). The kernel's view of a loop device lives in
-// /sys/block/loopN/loop/, which is what adoption after a restart reads.
+// Loop devices, by ioctl (LOOP_CTL_GET_FREE, LOOP_CONFIGURE, LOOP_CLR_FD) in the fork server's
+// built-in commands (native/spawner-ops.c): no losetup to load and run. The kernel's view of a
+// loop device lives in /sys/block/loopN/loop/, which is what adoption after a restart reads.
 import { readdir, readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { run } from './exec.js';
@@ -12,20 +13,20 @@ export interface LoopOptions {
 
 /** Attach `file` to a free loop device; returns `/dev/loopN`. */
 export async function loopAttach(file: string, opts: LoopOptions = {}): Promise<string> {
-  const args = ['--find', '--show'];
+  const args: string[] = [];
   if (opts.readonly) args.push('--read-only');
   if (opts.partscan) args.push('--partscan');
   args.push('--', file);
-  const { stdout } = await run('losetup', args, { timeoutMs: 15_000 });
-  const dev = stdout.trim().split('\n').pop() ?? '';
-  if (!dev.startsWith('/dev/loop')) throw new Error(`losetup printed no device for ${file}: ${stdout}`);
+  const { stdout } = await run('@loop-attach', args, { timeoutMs: 15_000 });
+  const dev = stdout.trim();
+  if (!/^\/dev\/loop\d+$/.test(dev)) throw new Error(`loop-attach printed no device for ${file}: ${stdout}`);
   return dev;
 }
 
 /** Detach a loop device; a device that is already free is not an error. */
 export async function loopDetach(dev: string): Promise<void> {
   if ((await loopBackingFile(dev)) === null) return;
-  await run('losetup', ['--detach', dev], { timeoutMs: 15_000 });
+  await run('@loop-detach', [dev], { timeoutMs: 15_000 });
 }
 
 /** The backing file of /dev/loopN, or null when the device is not attached. */

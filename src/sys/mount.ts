@@ -1,4 +1,4 @@
-// mount(8)/umount(8) and what the kernel can mount. A tool's failure is reported as it is
+// mount(8), umount2(2) and what the kernel can mount. A tool's failure is reported as it is
 // (INTERNAL); the driver that asked knows what it means for the request.
 import { readFile, rm, rmdir } from 'node:fs/promises';
 import { invalid, unsupported } from '../model/errors.js';
@@ -59,9 +59,9 @@ export async function remount(target: string, options: string[]): Promise<void> 
   await run('mount', ['-o', ['remount', ...options].join(','), '--', target], { timeoutMs: MOUNT_TIMEOUT_MS });
 }
 
-/** Unmount the topmost mount at `target`. */
+/** Unmount the topmost mount at `target` (umount2 in the fork server's built-in: no umount(8) to run). */
 export async function unmount(target: string): Promise<void> {
-  await run('umount', ['--', target], { timeoutMs: MOUNT_TIMEOUT_MS });
+  await run('@umount', [target], { timeoutMs: MOUNT_TIMEOUT_MS });
 }
 
 /** Unmount everything at and below `target` (deepest first); not mounted is not an error. */

@@ -3,11 +3,15 @@
 // exit codes; errors naming the tool), timeouts, many at once, supervisors in their own session,
 // and a fork server that dies: its callers are told, the next call starts a new one.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AgentError } from '../../src/model/errors.js';
 import { launchDetached } from '../../src/sys/detached.js';
 import { run } from '../../src/sys/exec.js';
+import { loopAttach, loopBackingFile, loopDetach, loopReadonly } from '../../src/sys/loop.js';
+import { mount, unmount } from '../../src/sys/mount.js';
 
 async function rejects(p: Promise<unknown>, kind: string, pattern: RegExp): Promise<void> {
   await assert.rejects(p, (err: unknown) => {
@@ -118,5 +122,33 @@ describe('the fork server', () => {
     const [next] = spawners();
     assert.ok(next && next !== pid, 'a new fork server');
     process.kill(shim, 'SIGKILL');
+  });
+
+  it('built-ins: loop devices by ioctl (read-only, in parallel, each its own), umount by umount2', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'imageapi-spawner-'));
+    const devs: string[] = [];
+    try {
+      const files = Array.from({ length: 8 }, (_, i) => join(dir, `f${i}.img`));
+      for (const f of files) writeFileSync(f, Buffer.alloc(1 << 20));
+      devs.push(...(await Promise.all(files.map((f, i) => loopAttach(f, { readonly: i % 2 === 0 })))));
+      assert.equal(new Set(devs).size, 8, `eight devices: ${devs}`);
+      for (const [i, d] of devs.entries()) {
+        assert.equal(await loopBackingFile(d), files[i]);
+        assert.equal(await loopReadonly(d), i % 2 === 0);
+      }
+      await Promise.all(devs.map((d) => loopDetach(d)));
+      for (const d of devs) assert.equal(await loopBackingFile(d), null, `${d} detached`);
+      await run('@loop-detach', [devs[0]!]); // already free: not an error
+      await rejects(loopAttach(join(dir, 'missing.img')), 'INTERNAL', /^loop-attach -- \S+missing\.img: opening \S+: No such file or directory$/);
+      const mnt = join(dir, 'mnt');
+      mkdirSync(mnt);
+      await mount({ source: 'none', target: mnt, fstype: 'tmpfs', options: ['size=1m'] });
+      await unmount(mnt);
+      await rejects(unmount(mnt), 'INTERNAL', /^umount \S+mnt: umount2: Invalid argument$/);
+      await rejects(run('@no-such-builtin', []), 'INTERNAL', /no built-in command @no-such-builtin/);
+    } finally {
+      for (const d of devs) await loopDetach(d).catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

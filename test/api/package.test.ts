@@ -54,7 +54,7 @@ describe('npm pack + npm install -g gives a working imageapi-server', { timeout:
     tarball = join(work, info[0]!.filename);
     assert.ok(existsSync(tarball), out);
     const paths = info[0]!.files.map((f) => f.path);
-    for (const p of ['bin/imageapi-server.js', 'dist/src/main.js', 'dist/src/agent.js', 'swagger.yaml', 'native/build/imageapi-init', 'native/Makefile', 'package.json']) {
+    for (const p of ['bin/imageapi-server.js', 'dist/src/main.js', 'dist/src/agent.js', 'swagger.yaml', 'native/build/imageapi-init', 'native/build/imageapi-spawner', 'native/Makefile', 'package.json']) {
       assert.ok(paths.includes(p), `${p} in the tarball: ${paths.join(' ')}`);
     }
     assert.ok(!paths.some((p) => p.startsWith('dist/test/') || p.startsWith('test/') || p.startsWith('node_modules/')), 'no tests nor node_modules');

@@ -39,6 +39,8 @@ export class ContainerManager {
   logCap = { max_size: 64 * 1024 * 1024, max_files: 4 };
   /** The end of a container being recorded: an exit event and the poller never record it twice. */
   private readonly ending = new Map<number, Promise<void>>();
+  /** Starts under way (PATCH state=running), outside the lock: by container id. */
+  private readonly starting = new Map<number, Promise<void>>();
   private poller: NodeJS.Timeout | null = null;
   private engine!: Engine;
   /** Names and user-namespace pool slots of containers being created (requests in flight). */
@@ -177,6 +179,8 @@ export class ContainerManager {
   }
 
   async setState(rec: ContainerRec, state: RequestedState): Promise<ContainerRec> {
+    // A start under way is waited for: what is asked next applies to the container it made.
+    for (let s = this.starting.get(rec.id); s; s = this.starting.get(rec.id)) await s;
     this.assertStill(rec);
     switch (state) {
       case 'running':
@@ -184,9 +188,27 @@ export class ContainerManager {
         if (rec.state === 'running') return rec;
         if (rec.state === 'stopping') throw wrongState(`container ${rec.id} is stopping`);
         {
-          // A failed start is recorded too (the container is `dead`, with the reason).
+          // The start runs outside the lock (the helper's spawn and ready wait hold up nobody
+          // else); a delete of the container waits for it (engine.busy), later state changes of
+          // it too (this.starting). Then it is recorded like any change: `running`, or `dead`
+          // with the reason when it failed.
+          const old = rec.state;
           let failed: unknown;
-          await this.change(rec, () => this.start(rec).catch((err) => (failed = err)));
+          const work = this.engine.busy(rec, () => this.start(rec)).catch((err) => {
+            failed = err;
+          });
+          this.starting.set(rec.id, work);
+          try {
+            await work;
+          } finally {
+            this.starting.delete(rec.id);
+          }
+          await this.engine.update(
+            () => {},
+            () => {
+              if (this.store.find('container', rec.id) === rec) this.engine.events.state(rec, old);
+            },
+          );
           if (failed) throw failed;
         }
         return rec;
@@ -226,8 +248,8 @@ export class ContainerManager {
   }
 
   /**
-   * Start; `validated` when create() has just checked the image and the command. Runs under the
-   * lock (engine.update) for a state change; without it inside create (the record is pending).
+   * Start; `validated` when create() has just checked the image and the command. Never under the
+   * lock: inside create the record is pending, for a state change setState() marks it busy.
    */
   private async start(rec: ContainerRec, validated = false, before: string[] = []): Promise<void> {
     this.assertStill(rec);
@@ -334,7 +356,8 @@ export class ContainerManager {
   private async recordEnd(id: number): Promise<void> {
     let rec = this.store.find('container', id);
     // Ended during its create (`/bin/true`): the create is recorded first, then its end.
-    const making = rec && this.engine.settledOf(rec);
+    // Or during a start of its own (PATCH): that start's change is recorded first likewise.
+    const making = rec && (this.engine.settledOf(rec) ?? this.starting.get(id));
     if (making) {
       await making;
       rec = this.store.find('container', id);

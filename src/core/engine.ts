@@ -124,7 +124,8 @@ function depOf(rec: AttachRec | MountRec | ImageRec): Dep {
 export class Engine {
   private readonly lock = new Mutex();
   /** Requests in flight that reference an object (by key): a delete of it waits for them. */
-  private readonly pins = new Map<string, Set<Tx>>();
+  /** Requests in flight that use an object, and work on it outside the lock (busy()): a delete waits for them. */
+  private readonly pins = new Map<string, Set<{ readonly settled: Promise<unknown> }>>();
   /** Objects whose delete has begun (by key), and the end of that delete. */
   private readonly deleting = new Map<string, Promise<void>>();
   /** The request making a pending record. */
@@ -374,6 +375,27 @@ export class Engine {
       mine.delete(tx);
       if (mine.size === 0 && this.pins.get(k) === mine) this.pins.delete(k);
     });
+  }
+
+  /**
+   * Work on `rec` outside the lock (a container's start: the helper's spawn and ready wait): a
+   * delete of it waits until the work is over, as for a request in flight that uses it. The
+   * caller checks what it must (not being deleted, its state) in the same synchronous section.
+   */
+  async busy<T>(rec: AnyRec, work: () => Promise<T>): Promise<T> {
+    const k = keyOf(rec);
+    let done!: () => void;
+    const token = { settled: new Promise<void>((r) => (done = r)) };
+    let set = this.pins.get(k);
+    if (!set) this.pins.set(k, (set = new Set()));
+    set.add(token);
+    try {
+      return await work();
+    } finally {
+      set.delete(token);
+      if (set.size === 0 && this.pins.get(k) === set) this.pins.delete(k);
+      done();
+    }
   }
 
   /** The ends of the requests in flight that use `ref` (none: undefined). */

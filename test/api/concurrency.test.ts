@@ -7,11 +7,11 @@
 // (the GET lists) equals the kernel's (mounts under the run-dir, loop devices over the image,
 // containers' cgroups and supervisors), and nothing is orphaned.
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { groupName } from '../../src/sys/cgroups.js';
-import { TestAgent, type Reply } from '../helpers/agent.js';
+import { ROOT, TestAgent, type Reply } from '../helpers/agent.js';
 import { busyboxImage } from '../helpers/fixtures.js';
 import { forceCleanup, loopsOver } from '../helpers/leaks.js';
 import { agentSuite, imageStack } from '../helpers/suite.js';
@@ -279,6 +279,69 @@ describe('parallel requests over shared objects', () => {
     // A start that lost the race must not leave a process behind (give a late exit a moment).
     await new Promise((r) => setTimeout(r, 300));
     await assertEmpty();
+  });
+});
+
+describe('a start waiting on its helper holds up nobody', () => {
+  // The agent's helper is a wrapper that, while <gate>/hold exists, says so (<gate>/waiting) and
+  // waits before it execs the real helper: a start held at will, without timing anything.
+  let runDir: string;
+  let image: string;
+  let gate: string;
+  let agent: TestAgent;
+  before(async () => {
+    image = busyboxImage();
+    runDir = TestAgent.newRunDir();
+    gate = join(runDir, '..', `${runDir.split('/').pop()}-gate`);
+    mkdirSync(gate);
+    const wrapper = join(gate, 'helper');
+    writeFileSync(
+      wrapper,
+      `#!/bin/sh\nif [ -e ${gate}/hold ]; then : > ${gate}/waiting; i=0; while [ -e ${gate}/hold ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; fi\nexec ${join(ROOT, 'native/build/imageapi-init')} "$@"\n`,
+      { mode: 0o755 },
+    );
+    agent = await new TestAgent(runDir, ['--helper', wrapper]).start();
+  });
+  after(async () => {
+    rmSync(join(gate, 'hold'), { force: true });
+    await agent.stop();
+    forceCleanup(runDir, dirname(image));
+    rmSync(gate, { recursive: true, force: true });
+  });
+
+  it('PATCH state=running runs outside the lock: creates and deletes go on; a stop asked meanwhile waits for the start', async () => {
+    const stack = await agent.post('/container', { command: CMD, state: 'created', stop_timeout: 0, mount: imageStack(image) });
+    assert.equal(stack.status, 201, stack.text);
+    const a = stack.body as { id: number; mount: number | { id: number } };
+    const overlay = typeof a.mount === 'number' ? a.mount : a.mount.id;
+    writeFileSync(join(gate, 'hold'), '');
+    let started: Reply | undefined;
+    const starting = agent.patch(`/container?id=${a.id}&state=running`).then((r) => (started = r));
+    for (let i = 0; i < 400 && !existsSync(join(gate, 'waiting')); i++) await new Promise((r) => setTimeout(r, 25));
+    assert.ok(existsSync(join(gate, 'waiting')), 'the start reached its helper');
+    let stopped: Reply | undefined;
+    const stopping = agent.patch(`/container?id=${a.id}&state=exited`).then((r) => (stopped = r));
+    // While the helper waits: a create (under the lock) and a delete answer, GET shows the container not yet running.
+    const gateOpen = (ms: number) => new Promise<'held'>((r) => setTimeout(() => r('held'), ms).unref());
+    const made = await Promise.race([agent.post('/container', { command: CMD, state: 'created', mount: { id: overlay } }), gateOpen(15_000)]);
+    assert.notEqual(made, 'held', 'a create answered while a start waited on its helper');
+    assert.equal((made as Reply).status, 201, (made as Reply).text);
+    const other = (made as Reply).body.id as number;
+    assert.equal((await agent.del(`/container?id=${other}`)).status, 200);
+    assert.equal((await agent.get(`/container?id=${a.id}`)).body[0].state, 'created');
+    assert.equal(started, undefined, 'the start is still waiting');
+    assert.equal(stopped, undefined, 'the stop waits for the start');
+    rmSync(join(gate, 'hold'));
+    await starting;
+    assert.equal(started!.status, 200, started!.text);
+    // (answered after the save, by when the waiting stop may have begun)
+    assert.ok(['running', 'stopping', 'exited'].includes(started!.body.state), started!.text);
+    await stopping;
+    assert.equal(stopped!.status, 200, stopped!.text);
+    assert.ok(['stopping', 'exited'].includes(stopped!.body.state), stopped!.text);
+    assert.equal((await agent.del(`/container?id=${a.id}&force=true`)).status, 200);
+    const k = kernelOf(runDir, image);
+    assert.deepEqual(k, { mounts: [], loops: [], cgroups: [], shims: [] });
   });
 });
 

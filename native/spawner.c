@@ -80,55 +80,50 @@ die (const char *what)
   exit (1);
 }
 
-/* ---- frames ---- */
+/* ---- frames (an answer is built in a struct buf) ---- */
 
-struct frame_out
-{
-  char *data;
-  size_t len, cap;
-};
-
+/* Room for MORE bytes in B (doubling). */
 static void
-fo_reserve (struct frame_out *f, size_t more)
+buf_reserve (struct buf *b, size_t more)
 {
-  if (f->len + more <= f->cap)
+  if (b->len + more <= b->cap)
     return;
-  size_t cap = f->cap ? f->cap : 256;
-  while (cap < f->len + more)
+  size_t cap = b->cap ? b->cap : 256;
+  while (cap < b->len + more)
     cap *= 2;
-  char *d = realloc (f->data, cap);
+  char *d = realloc (b->data, cap);
   if (d == NULL)
-    die ("allocating an answer");
-  f->data = d;
-  f->cap = cap;
+    die ("allocating memory");
+  b->data = d;
+  b->cap = cap;
 }
 
 static void
-fo_u32 (struct frame_out *f, uint32_t v)
+fo_u32 (struct buf *f, uint32_t v)
 {
-  fo_reserve (f, 4);
+  buf_reserve (f, 4);
   for (int i = 0; i < 4; i++)
     f->data[f->len++] = (char) ((v >> (8 * i)) & 0xff);
 }
 
 static void
-fo_field (struct frame_out *f, const void *p, size_t n)
+fo_field (struct buf *f, const void *p, size_t n)
 {
   fo_u32 (f, (uint32_t) n);
-  fo_reserve (f, n);
+  buf_reserve (f, n);
   if (n)
     memcpy (f->data + f->len, p, n);
   f->len += n;
 }
 
 static void
-fo_str (struct frame_out *f, const char *s)
+fo_str (struct buf *f, const char *s)
 {
   fo_field (f, s, strlen (s));
 }
 
 static void
-fo_int (struct frame_out *f, long v)
+fo_int (struct buf *f, long v)
 {
   char b[32];
   snprintf (b, sizeof b, "%ld", v);
@@ -137,7 +132,7 @@ fo_int (struct frame_out *f, long v)
 
 /* Send the answer built in F (its first 4 bytes are the frame's length, filled here). */
 static void
-fo_send (struct frame_out *f)
+fo_send (struct buf *f)
 {
   uint32_t n = (uint32_t) (f->len - 4);
   for (int i = 0; i < 4; i++)
@@ -150,7 +145,7 @@ fo_send (struct frame_out *f)
 }
 
 static void
-fo_begin (struct frame_out *f, const char *type, const char *id)
+fo_begin (struct buf *f, const char *type, const char *id)
 {
   fo_u32 (f, 0);
   fo_str (f, type);
@@ -197,17 +192,7 @@ buf_add (struct buf *b, const char *p, size_t n, size_t max, int *overflow)
     }
   if (n == 0)
     return;
-  if (b->len + n > b->cap)
-    {
-      size_t cap = b->cap ? b->cap : 1024;
-      while (cap < b->len + n)
-        cap *= 2;
-      char *d = realloc (b->data, cap);
-      if (d == NULL)
-        die ("allocating output");
-      b->data = d;
-      b->cap = cap;
-    }
+  buf_reserve (b, n);
   memcpy (b->data + b->len, p, n);
   b->len += n;
 }
@@ -236,7 +221,7 @@ job_free (struct job *j)
 static void
 send_simple (const char *type, const char *id, const char *a, const char *b)
 {
-  struct frame_out f = { 0 };
+  struct buf f = { 0 };
   fo_begin (&f, type, id);
   if (a)
     fo_str (&f, a);
@@ -260,7 +245,7 @@ send_ready (struct job *j, int got)
   if (j->ready_sent)
     return;
   j->ready_sent = 1;
-  struct frame_out f = { 0 };
+  struct buf f = { 0 };
   fo_begin (&f, "ready", j->id);
   fo_str (&f, got ? "1" : "0");
   fo_field (&f, j->readyb.data, got ? (size_t) ((const char *) memchr (j->readyb.data, '\n', j->readyb.len) - j->readyb.data) : 0);
@@ -275,7 +260,7 @@ maybe_finish (struct job *j)
     return;
   if (j->detached)
     send_ready (j, 0);
-  struct frame_out f = { 0 };
+  struct buf f = { 0 };
   fo_begin (&f, "exit", j->id);
   fo_int (&f, WIFEXITED (j->status) ? WEXITSTATUS (j->status) : -1);
   fo_int (&f, WIFSIGNALED (j->status) ? WTERMSIG (j->status) : 0);
@@ -491,15 +476,14 @@ kill_job (char **fields, size_t n)
       kill (j->pid, atoi (fields[2]));
 }
 
-/* Read one request from stdin (blocking: the agent writes whole frames). 0 at EOF. */
+/* Read exactly LEN bytes from stdin; 0 at EOF. */
 static int
-read_request (void)
+read_full (char *buf, size_t len)
 {
-  char hdr[4];
   size_t have = 0;
-  while (have < 4)
+  while (have < len)
     {
-      ssize_t r = read (STDIN_FILENO, hdr + have, 4 - have);
+      ssize_t r = read (STDIN_FILENO, buf + have, len - have);
       if (r == 0)
         return 0;
       if (r < 0)
@@ -510,6 +494,16 @@ read_request (void)
         }
       have += (size_t) r;
     }
+  return 1;
+}
+
+/* Read one request from stdin (blocking: the agent writes whole frames). 0 at EOF. */
+static int
+read_request (void)
+{
+  char hdr[4];
+  if (!read_full (hdr, sizeof hdr))
+    return 0;
   uint32_t len = get_u32 (hdr);
   if (len > FRAME_MAX)
     {
@@ -519,19 +513,10 @@ read_request (void)
   char *frame = malloc (len + 1);
   if (frame == NULL)
     die ("allocating a request");
-  have = 0;
-  while (have < len)
+  if (!read_full (frame, len))
     {
-      ssize_t r = read (STDIN_FILENO, frame + have, len - have);
-      if (r == 0)
-        return 0;
-      if (r < 0)
-        {
-          if (errno == EINTR)
-            continue;
-          die ("reading a request");
-        }
-      have += (size_t) r;
+      free (frame);
+      return 0;
     }
   char *fields[4096];
   size_t n = split_fields (frame, len, fields, sizeof fields / sizeof fields[0]);
@@ -551,33 +536,10 @@ read_request (void)
   return 1;
 }
 
+/* Read what *FD has (it is non-blocking) into B; at EOF, or with ALL once nothing is left, close
+ * it (-1). */
 static void
-drain (struct job *j, int *fd, struct buf *b, size_t max, int *overflow)
-{
-  char chunk[65536];
-  for (;;)
-    {
-      ssize_t r = read (*fd, chunk, sizeof chunk);
-      if (r > 0)
-        {
-          buf_add (b, chunk, (size_t) r, max, overflow);
-          if (r < (ssize_t) sizeof chunk)
-            return;
-          continue;
-        }
-      if (r < 0 && (errno == EINTR))
-        continue;
-      if (r < 0 && errno == EAGAIN)
-        return;
-      close (*fd);
-      *fd = -1;
-      return;
-    }
-}
-
-/* Read what is buffered in *FD (non-blocking) and close it. */
-static void
-drain_rest (int *fd, struct buf *b, size_t max, int *overflow)
+drain (int *fd, struct buf *b, size_t max, int *overflow, int all)
 {
   char chunk[65536];
   for (;;)
@@ -590,10 +552,21 @@ drain_rest (int *fd, struct buf *b, size_t max, int *overflow)
         }
       if (r < 0 && errno == EINTR)
         continue;
-      break;
+      if (r < 0 && errno == EAGAIN && !all)
+        return;
+      close (*fd);
+      *fd = -1;
+      return;
     }
-  close (*fd);
-  *fd = -1;
+}
+
+/* A supervisor's ready line, once it is whole.  (The pipe stays open after it: a supervisor must
+ * never meet EPIPE.) */
+static void
+check_ready (struct job *j)
+{
+  if (j->readyb.len && memchr (j->readyb.data, '\n', j->readyb.len))
+    send_ready (j, 1);
 }
 
 static void
@@ -619,14 +592,13 @@ reap (void)
                 j->in = -1;
               }
             if (j->out >= 0)
-              drain_rest (&j->out, &j->outb, TOOL_MAX, &j->overflow);
+              drain (&j->out, &j->outb, TOOL_MAX, &j->overflow, 1);
             if (j->err >= 0)
-              drain_rest (&j->err, &j->errb, j->detached ? DETACHED_ERR_MAX : TOOL_MAX, j->detached ? NULL : &j->overflow);
+              drain (&j->err, &j->errb, j->detached ? DETACHED_ERR_MAX : TOOL_MAX, j->detached ? NULL : &j->overflow, 1);
             if (j->ready >= 0)
               {
-                drain_rest (&j->ready, &j->readyb, READY_MAX, NULL);
-                if (j->readyb.len && memchr (j->readyb.data, '\n', j->readyb.len))
-                  send_ready (j, 1);
+                drain (&j->ready, &j->readyb, READY_MAX, NULL, 1);
+                check_ready (j);
               }
             maybe_finish (j);
             break;
@@ -701,15 +673,13 @@ main (void)
           struct job *j = who[i];
           int fd = pfd[i].fd;
           if (fd == j->out)
-            drain (j, &j->out, &j->outb, TOOL_MAX, &j->overflow);
+            drain (&j->out, &j->outb, TOOL_MAX, &j->overflow, 0);
           else if (fd == j->err)
-            drain (j, &j->err, &j->errb, j->detached ? DETACHED_ERR_MAX : TOOL_MAX, j->detached ? NULL : &j->overflow);
+            drain (&j->err, &j->errb, j->detached ? DETACHED_ERR_MAX : TOOL_MAX, j->detached ? NULL : &j->overflow, 0);
           else if (fd == j->ready)
             {
-              drain (j, &j->ready, &j->readyb, READY_MAX, NULL);
-              /* The pipe stays open after the line: a supervisor must never meet EPIPE. */
-              if (j->readyb.len && memchr (j->readyb.data, '\n', j->readyb.len))
-                send_ready (j, 1);
+              drain (&j->ready, &j->readyb, READY_MAX, NULL, 0);
+              check_ready (j);
             }
           else if (fd == j->in)
             {

@@ -1,7 +1,8 @@
 // Loop devices, by ioctl (LOOP_CTL_GET_FREE, LOOP_CONFIGURE, LOOP_CLR_FD) in the fork server's
 // built-in commands (native/spawner-ops.c): no losetup to load and run. The kernel's view of a
 // loop device lives in /sys/block/loopN/loop/, which is what adoption after a restart reads.
-import { readdir, readFile } from 'node:fs/promises';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { run } from './exec.js';
 
@@ -48,13 +49,29 @@ export async function loopReadonly(dev: string): Promise<boolean> {
   }
 }
 
-/** Every attached loop device with its backing file (what /sys/block says), as `/dev/loopN` → file. */
+/**
+ * Every attached loop device with its backing file (what /sys/block says), as `/dev/loopN` → file.
+ * Read synchronously: sysfs attributes are in memory, and a host has many free loop devices (100+
+ * here) whose missing `loop/` directory would each cost a thread-pool round trip and an exception
+ * (~2 ms of a create that loops a file, which reads this for its intent).
+ */
 export async function attachedLoops(): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  for (const d of await readdir('/sys/block').catch(() => [] as string[])) {
+  let names: string[];
+  try {
+    names = readdirSync('/sys/block');
+  } catch {
+    return out;
+  }
+  for (const d of names) {
     if (!/^loop\d+$/.test(d)) continue;
-    const f = await loopBackingFile(d);
-    if (f !== null) out.set(`/dev/${d}`, f);
+    const file = `/sys/block/${d}/loop/backing_file`;
+    if (!existsSync(file)) continue; // free
+    try {
+      out.set(`/dev/${d}`, readFileSync(file, 'utf8').trim());
+    } catch {
+      /* detached meanwhile */
+    }
   }
   return out;
 }

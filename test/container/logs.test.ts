@@ -65,6 +65,26 @@ describe('container logs: size cap, rotation, stamps, filters', () => {
     assert.equal((await ctx.agent.del(`/container?id=${c.id}`)).status, 200);
   });
 
+  it('follow=true ends after the container, with its last output and the agent\'s end line; stream= while following', async () => {
+    const made = await ctx.agent.post('/container', {
+      state: 'running',
+      mount: imageStack(ctx.image),
+      command: ['/bin/sh', '-c', 'echo first; sleep 0.6; echo last-out; echo last-err >&2'],
+    });
+    assert.equal(made.status, 201, made.text);
+    const id = made.body.id as number;
+    const [all, out] = await Promise.all([
+      ctx.agent.get(`/container/log?id=${id}&follow=true`),
+      ctx.agent.get(`/container/log?id=${id}&follow=true&stream=stdout`),
+    ]);
+    assert.equal(all.status, 200);
+    const lines = all.text.trimEnd().split('\n');
+    for (const w of ['first', 'last-out', 'last-err']) assert.ok(lines.some((l) => OUT_LINE.test(l) && l.endsWith(w)), `"${w}" in:\n${all.text}`);
+    assert.match(lines.at(-1)!, /container\(\d+\): container exited \(exit code 0\)$/, 'the last line is the agent\'s end line');
+    assert.deepEqual(out.text.trimEnd().split('\n').map((l) => l.replace(OUT_LINE, '')), ['first', 'last-out']);
+    assert.equal((await ctx.agent.del(`/container?id=${id}`)).status, 200);
+  });
+
   it('by default output lines carry their time and stream: stream= and since= pick them', async () => {
     // The command writes its early lines, waits for /go (the test makes it once it has seen them
     // stamped in the file), then its late ones: every early stamp is before `since`, every late one after.

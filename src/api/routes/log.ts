@@ -107,6 +107,7 @@ export async function sendLog(rec: ContainerRec, req: Request, res: Response, st
   let offset = st.size;
   let ino = st.ino;
   let closed = false;
+  let endedQuiet = false;
   req.on('close', () => (closed = true));
   const live = () => {
     const c = store.find('container', rec.id);
@@ -123,8 +124,16 @@ export async function sendLog(rec: ContainerRec, req: Request, res: Response, st
     if (more.length) {
       offset += more.length;
       res.write(filter.active ? filter.push(more.toString()) : more);
-    } else if (!live()) break;
+    } else if (!live()) {
+      // Ended. What is written after the end is recorded (the log writer's last flush, the
+      // agent's "container exited (exit code N)") still comes: the follow ends only after a
+      // poll interval with nothing new since the end was seen.
+      if (endedQuiet) break;
+      endedQuiet = true;
+    }
+    if (more.length) endedQuiet = false;
     await new Promise((r) => setTimeout(r, FOLLOW_POLL_MS));
   }
+  if (filter.active) res.write(filter.push('', true)); // a last line without its newline
   res.end();
 }

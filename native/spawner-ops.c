@@ -3,6 +3,12 @@
  *   @loop-detach DEV                               LOOP_CLR_FD (as `losetup --detach`: a device
  *                                                  still in use is detached when its user ends)
  *   @umount TARGET                                 umount2(TARGET, 0)
+ *   @mount -t TYPE [-o OPTS] -- SOURCE TARGET      mount(2): OPTS split into the MS_* flags
+ *                                                  mount(8) knows and the filesystem's data
+ *                                                  (the agent sends here only new mounts of
+ *                                                  types that need no helper program, without
+ *                                                  userspace-only options; binds, remounts and
+ *                                                  the rest go to mount(8))
  * Each runs in a child of the fork server, so a slow filesystem holds up nothing else. */
 #include "spawner-ops.h"
 
@@ -12,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <stdlib.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -87,6 +94,127 @@ loop_detach (const char *dev, struct ia_error **err)
   return 0;
 }
 
+struct mount_flag
+{
+  const char *name;
+  unsigned long flag;
+  int clear;
+};
+
+/* mount(8)'s names of the per-mount and superblock flags (libmount's table). */
+static const struct mount_flag mount_flags[] = {
+  { "ro", MS_RDONLY, 0 }, { "rw", MS_RDONLY, 1 },
+  { "nosuid", MS_NOSUID, 0 }, { "suid", MS_NOSUID, 1 },
+  { "nodev", MS_NODEV, 0 }, { "dev", MS_NODEV, 1 },
+  { "noexec", MS_NOEXEC, 0 }, { "exec", MS_NOEXEC, 1 },
+  { "sync", MS_SYNCHRONOUS, 0 }, { "async", MS_SYNCHRONOUS, 1 },
+  { "dirsync", MS_DIRSYNC, 0 },
+  { "mand", MS_MANDLOCK, 0 }, { "nomand", MS_MANDLOCK, 1 },
+  { "noatime", MS_NOATIME, 0 }, { "atime", MS_NOATIME, 1 },
+  { "nodiratime", MS_NODIRATIME, 0 }, { "diratime", MS_NODIRATIME, 1 },
+  { "relatime", MS_RELATIME, 0 }, { "norelatime", MS_RELATIME, 1 },
+  { "strictatime", MS_STRICTATIME, 0 }, { "nostrictatime", MS_STRICTATIME, 1 },
+  { "lazytime", MS_LAZYTIME, 0 }, { "nolazytime", MS_LAZYTIME, 1 },
+  { "silent", MS_SILENT, 0 }, { "loud", MS_SILENT, 1 },
+  { "defaults", 0, 0 },
+};
+
+/* OPTS (comma-separated) into *FLAGS and DATA (what is not a flag, in order). */
+static int
+parse_mount_options (const char *opts, unsigned long *flags, char *data, size_t datalen, struct ia_error **err)
+{
+  cleanup_free char *copy = strdup (opts);
+  if (copy == NULL)
+    return ia_error_make (err, ENOMEM, "parsing the options");
+  size_t used = 0;
+  data[0] = '\0';
+  char *save = NULL;
+  for (char *o = strtok_r (copy, ",", &save); o; o = strtok_r (NULL, ",", &save))
+    {
+      size_t i;
+      for (i = 0; i < sizeof mount_flags / sizeof mount_flags[0]; i++)
+        if (strcmp (o, mount_flags[i].name) == 0)
+          break;
+      if (i < sizeof mount_flags / sizeof mount_flags[0])
+        {
+          if (mount_flags[i].clear)
+            *flags &= ~mount_flags[i].flag;
+          else
+            *flags |= mount_flags[i].flag;
+          continue;
+        }
+      int n = snprintf (data + used, datalen - used, "%s%s", used ? "," : "", o);
+      if (n < 0 || (size_t) n >= datalen - used)
+        return ia_error_make (err, E2BIG, "the options are longer than a page");
+      used += (size_t) n;
+    }
+  return 0;
+}
+
+/* What a failed mount(2) means, in mount(8)'s words. */
+static int
+mount_error (struct ia_error **err, int e, const char *type, const char *source, const char *target)
+{
+  switch (e)
+    {
+    case EINVAL:
+      return ia_error_make (err, e, "mount: %s: wrong fs type, bad option, bad superblock on %s, or other error (mount(2))", target, source);
+    case ENODEV:
+      return ia_error_make (err, e, "mount: %s: unknown filesystem type '%s' (mount(2))", target, type);
+    case ENOTBLK:
+      return ia_error_make (err, e, "mount: %s: %s is not a block device (mount(2))", target, source);
+    case EBUSY:
+      return ia_error_make (err, e, "mount: %s: %s already mounted or mount point busy (mount(2))", target, source);
+    case EROFS:
+    case EACCES:
+      return ia_error_make (err, e, "mount: %s: cannot mount %s read-only (mount(2))", target, source);
+    default:
+      return ia_error_make (err, e, "mount: %s: mount(2) of %s", target, source);
+    }
+}
+
+static int
+do_mount (int argc, char **argv, struct ia_error **err)
+{
+  const char *type = NULL, *opts = "";
+  int i = 1;
+  for (; i < argc; i++)
+    {
+      if (strcmp (argv[i], "-t") == 0 && i + 1 < argc)
+        type = argv[++i];
+      else if (strcmp (argv[i], "-o") == 0 && i + 1 < argc)
+        opts = argv[++i];
+      else if (strcmp (argv[i], "--") == 0)
+        {
+          i++;
+          break;
+        }
+      else
+        break;
+    }
+  if (type == NULL || i != argc - 2)
+    return ia_error_make (err, EINVAL, "usage: @mount -t TYPE [-o OPTIONS] -- SOURCE TARGET");
+  const char *source = argv[i], *target = argv[i + 1];
+  unsigned long flags = 0;
+  char data[4096];
+  if (parse_mount_options (opts, &flags, data, sizeof data, err) < 0)
+    return -1;
+  if (mount (source, target, type, flags, data[0] ? data : NULL) == 0)
+    return 0;
+  int e = errno;
+  /* As mount(8): a write-protected device is mounted read-only, with a warning. */
+  if ((e == EROFS || e == EACCES) && !(flags & MS_RDONLY))
+    {
+      if (mount (source, target, type, flags | MS_RDONLY, data[0] ? data : NULL) == 0)
+        {
+          fprintf (stderr, "mount: %s: WARNING: source write-protected, mounted read-only.\n", target);
+          return 0;
+        }
+      e = errno;
+    }
+  return mount_error (err, e, type, source, target);
+}
+
 int
 ia_builtin (int argc, char **argv)
 {
@@ -125,6 +253,8 @@ ia_builtin (int argc, char **argv)
       else if ((ret = umount2 (argv[1], 0)) < 0)
         ret = ia_error_make (&err, errno, "umount2");
     }
+  else if (strcmp (name, "@mount") == 0)
+    ret = do_mount (argc, argv, &err);
   else
     ret = ia_error_make (&err, EINVAL, "no built-in command %s", name);
   fflush (stdout);

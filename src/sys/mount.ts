@@ -1,4 +1,4 @@
-// mount(8), umount2(2) and what the kernel can mount. A tool's failure is reported as it is
+// mount(2) (a built-in of the fork server) or mount(8), umount2(2), and what the kernel can mount. A tool's failure is reported as it is
 // (INTERNAL); the driver that asked knows what it means for the request.
 import { readFile, rm, rmdir } from 'node:fs/promises';
 import { invalid, unsupported } from '../model/errors.js';
@@ -45,7 +45,22 @@ export interface MountArgs {
   cwd?: string;
 }
 
+/**
+ * Types mounted by mount(2) alone (no /sbin/mount.TYPE helper, no libblkid probing): these go to
+ * the fork server's built-in `@mount` (native/spawner-ops.c), the rest to mount(8).
+ */
+const DIRECT_TYPES = new Set(['squashfs', 'overlay', 'tmpfs', 'ext2', 'ext3', 'ext4', 'erofs', 'xfs', 'btrfs', 'vfat', 'iso9660']);
+/** Options that mean something to mount(8) itself (libmount's userspace options), not to the kernel. */
+const USERSPACE_OPTION = /^(x-|loop|offset=|sizelimit=|encryption=|nofail$|noauto$|auto$|user$|nouser$|users$|owner$|group$|_netdev$|comment=|helper=|remount$|bind$|rbind$|r?(private|shared|slave|unbindable)$|X-)/;
+
+const direct = (a: MountArgs) => !a.bind && !a.rbind && a.fstype !== undefined && DIRECT_TYPES.has(a.fstype) && !(a.options ?? []).some((o) => USERSPACE_OPTION.test(o));
+
 export async function mount(a: MountArgs): Promise<void> {
+  if (direct(a)) {
+    const args = ['-t', a.fstype!, ...(a.options?.length ? ['-o', a.options.join(',')] : []), '--', a.source, a.target];
+    await run('@mount', args, { timeoutMs: MOUNT_TIMEOUT_MS, cwd: a.cwd });
+    return;
+  }
   const args: string[] = [];
   if (a.bind) args.push('--bind');
   if (a.rbind) args.push('--rbind');

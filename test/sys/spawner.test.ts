@@ -124,7 +124,7 @@ describe('the fork server', () => {
     process.kill(shim, 'SIGKILL');
   });
 
-  it('built-ins: loop devices by ioctl (read-only, in parallel, each its own), umount by umount2', async () => {
+  it('built-ins: loop devices by ioctl (read-only, in parallel, each its own), mount(2) with mount(8)\'s option names and messages, umount2', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'imageapi-spawner-'));
     const devs: string[] = [];
     try {
@@ -146,6 +146,22 @@ describe('the fork server', () => {
       await unmount(mnt);
       await rejects(unmount(mnt), 'INTERNAL', /^umount \S+mnt: umount2: Invalid argument$/);
       await rejects(run('@no-such-builtin', []), 'INTERNAL', /no built-in command @no-such-builtin/);
+      // mount(2) with mount(8)'s option names: flags into flags, the rest into the filesystem's data.
+      await mount({ source: 'imageapi-t', target: mnt, fstype: 'tmpfs', options: ['size=2m', 'nosuid', 'nodev', 'noexec', 'ro', 'mode=0700'] });
+      const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === mnt)!;
+      assert.match(line, / ro,nosuid,nodev,noexec[, ]/, line);
+      assert.match(line, / tmpfs imageapi-t ro,.*size=2048k,mode=700/, line);
+      await unmount(mnt);
+      // An overlay whose layers are named relative to cwd (how the overlay driver fits long lists in a page).
+      for (const d of ['lower', 'upper', 'work']) mkdirSync(join(dir, d));
+      writeFileSync(join(dir, 'lower', 'f'), 'from below');
+      await mount({ source: 'overlay', target: mnt, fstype: 'overlay', options: ['lowerdir=lower', 'upperdir=upper', 'workdir=work'], cwd: dir });
+      assert.equal(readFileSync(join(mnt, 'f'), 'utf8'), 'from below');
+      await unmount(mnt);
+      const zeros = await loopAttach(files[0]!, { readonly: true });
+      devs.push(zeros);
+      await rejects(mount({ source: zeros, target: mnt, fstype: 'squashfs', options: ['ro'] }), 'INTERNAL', /^mount -t squashfs -o ro -- \S+ \S+: mount: \S+: wrong fs type, bad option, bad superblock on \/dev\/loop\d+, or other error \(mount\(2\)\): Invalid argument$/);
+      await rejects(mount({ source: 'none', target: mnt, fstype: 'tmpfs', options: ['nosuchoption=1'] }), 'INTERNAL', /wrong fs type, bad option/);
     } finally {
       for (const d of devs) await loopDetach(d).catch(() => {});
       rmSync(dir, { recursive: true, force: true });

@@ -3,12 +3,14 @@
 // The transfer (fetch.ts), the sources (sources/*.ts) and the cache (cache.ts) implement it;
 // the core turns cache entries into `image` objects.
 
+import type { ImageCompression, ImageImgapi, ImageProgress, ImageSimplestreams } from '../model/types.js';
+
 /** `sha256:<64 hex>` or `sha1:<40 hex>`, of the bytes as the server sends them. */
 export type Digest = string;
 
 /** What a file is once decompressed: an image a loop device can carry, or an archive to unpack. */
 export type ImageFormat = 'squashfs' | 'erofs' | 'ext4' | 'tar';
-export type Compression = 'none' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
+export type Compression = ImageCompression;
 
 /** An image server configured by name (`sources` in the config file), like `imgadm sources` or an LXD remote. */
 export interface SourceConfig {
@@ -19,26 +21,14 @@ export interface SourceConfig {
   ca_file?: string;
 }
 
-/** Where an image comes from, as a request names it. */
+/**
+ * Where an image comes from, as a request names it (the spec's `image_simplestreams` and
+ * `image_imgapi`; a URL's `format` as the image layer knows it: `tar.gz` is a gzip'd `tar`).
+ */
 export type ImageRequest =
   | { uri: string; checksum: Digest; format?: ImageFormat; compression?: Compression; ca_file?: string }
-  | {
-      simplestreams: {
-        /** A configured source's name, or a server URL (one of the two). */
-        source?: string;
-        url?: string;
-        alias?: string;
-        os?: string;
-        release?: string;
-        arch?: string;
-        variant?: string;
-        /** Newest when absent. */
-        version?: string;
-        /** The item to take (default: squashfs, else a root tarball). */
-        ftype?: string;
-      };
-    }
-  | { imgapi: { source?: string; url?: string; uuid?: string; name?: string; version?: string } };
+  | { simplestreams: ImageSimplestreams }
+  | { imgapi: ImageImgapi };
 
 /** A request resolved to one file on one server: everything needed to download and verify it. */
 export interface ResolvedImage {
@@ -53,10 +43,7 @@ export interface ResolvedImage {
   description: string;
 }
 
-export interface Progress {
-  done: number;
-  total: number | null;
-}
+export type Progress = ImageProgress;
 
 /** A verified file in the cache. */
 export interface CacheEntry {

@@ -1,9 +1,9 @@
 // Wiring: the store, drivers, engine, container manager and HTTP listeners of one agent.
-import { chmod, mkdir, open, readFile, realpath, rm, unlink } from 'node:fs/promises';
+import { access, chmod, mkdir, open, readFile, realpath, rm, unlink } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createServer as createHttpsServer } from 'node:https';
-import { readFileSync } from 'node:fs';
+import { constants, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createApp, guardServer } from './api/app.js';
@@ -20,6 +20,7 @@ import { mountAliases, mountDrivers } from './mount/registry.js';
 import { Store } from './store/store.js';
 import { removeAgentGroup } from './sys/cgroups.js';
 import { NetGuard } from './sys/netguard.js';
+import { spawnerPath } from './sys/spawner.js';
 
 export interface Agent {
   /** Addresses listened on, e.g. `http://127.0.0.1:8080`, `unix:/var/run/imageapi.sock`. */
@@ -60,7 +61,17 @@ async function lockRunDir(runDir: string): Promise<string> {
   throw new Error(`cannot lock the run-dir ${runDir}`);
 }
 
+/** The native programs the agent cannot work without: missing, it says so before it starts anything. */
+async function requireNative(cfg: Config): Promise<void> {
+  for (const [what, file] of [['the init helper (--helper)', cfg.helper], ['the fork server', spawnerPath]] as const) {
+    await access(file, constants.X_OK).catch((err: NodeJS.ErrnoException) => {
+      throw new Error(`${what} ${file} cannot be run (${err.code}): build it with \`make -C native\` (npm run build does)`);
+    });
+  }
+}
+
 export async function startAgent(cfg: Config, log: Logger, spec?: LoadedSpec): Promise<Agent> {
+  await requireNative(cfg);
   await mkdir(cfg.run_dir, { recursive: true, mode: 0o700 });
   // The run-dir by its real path: the kernel names mountpoints so (/proc/self/mountinfo), and a
   // restart finds its mounts only under that name (the default /var/run is a link to /run).

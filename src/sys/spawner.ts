@@ -5,7 +5,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const SPAWNER = fileURLToPath(new URL('../../../native/build/imageapi-spawner', import.meta.url));
+/** native/build/imageapi-spawner, beside the agent's dist/ (in a checkout and in the package). */
+export const spawnerPath = fileURLToPath(new URL('../../../native/build/imageapi-spawner', import.meta.url));
 
 export interface SpawnRequest {
   file: string;
@@ -202,7 +203,7 @@ let shared: Spawner | undefined;
 
 /** Start a process through this agent's fork server. */
 export function spawnVia(req: SpawnRequest): Spawned {
-  return (shared ??= new Spawner(SPAWNER)).start(req);
+  return (shared ??= new Spawner(spawnerPath)).start(req);
 }
 
 /** End the fork server (the agent's stop): what it started keeps running. */

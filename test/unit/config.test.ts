@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -170,6 +170,13 @@ describe('configuration', () => {
       assert.match(r.stderr, /unknown key "prot" \(did you mean "port"\?\)/);
       assert.equal(r.stdout, '');
     });
+  });
+  it('imageapi-server exits 1 naming a native program it cannot run, before it makes its run-dir', () => {
+    const runDir = join(tmpdir(), `imageapi-never-made-${process.pid}`);
+    const r = spawnSync(process.execPath, [MAIN, '--helper', '/nonexistent/imageapi-init', '--run-dir', runDir, '--port', '0'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stdout + r.stderr, /the init helper \(--helper\) \/nonexistent\/imageapi-init cannot be run \(ENOENT\): build it with `make -C native`/);
+    assert.equal(existsSync(runDir), false, 'nothing made');
   });
   it('imageapi-server --version prints the version of its package', () => {
     const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };

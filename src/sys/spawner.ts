@@ -192,11 +192,6 @@ class Spawner {
         break;
     }
   }
-
-  /** Close its stdin: it ends, leaving what it started running. */
-  stop(): void {
-    this.child?.stdin?.end();
-  }
 }
 
 let shared: Spawner | undefined;
@@ -206,8 +201,3 @@ export function spawnVia(req: SpawnRequest): Spawned {
   return (shared ??= new Spawner(spawnerPath)).start(req);
 }
 
-/** End the fork server (the agent's stop): what it started keeps running. */
-export function stopSpawner(): void {
-  shared?.stop();
-  shared = undefined;
-}

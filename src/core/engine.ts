@@ -365,16 +365,21 @@ export class Engine {
 
   /** `tx` uses `ref` until it is over: a delete of it waits. */
   private pin(ref: Ref, tx: Tx): void {
-    const k = keyOf(ref);
+    const release = this.addPin(keyOf(ref), tx);
+    if (release) tx.onSettle(release);
+  }
+
+  /** Add `holder` to the pins of key `k`; its release, or null when it holds that pin already. */
+  private addPin(k: string, holder: { readonly settled: Promise<unknown> }): (() => void) | null {
     let set = this.pins.get(k);
     if (!set) this.pins.set(k, (set = new Set()));
-    if (set.has(tx)) return;
-    set.add(tx);
+    if (set.has(holder)) return null;
+    set.add(holder);
     const mine = set;
-    tx.onSettle(() => {
-      mine.delete(tx);
+    return () => {
+      mine.delete(holder);
       if (mine.size === 0 && this.pins.get(k) === mine) this.pins.delete(k);
-    });
+    };
   }
 
   /**
@@ -383,17 +388,13 @@ export class Engine {
    * caller checks what it must (not being deleted, its state) in the same synchronous section.
    */
   async busy<T>(rec: AnyRec, work: () => Promise<T>): Promise<T> {
-    const k = keyOf(rec);
     let done!: () => void;
     const token = { settled: new Promise<void>((r) => (done = r)) };
-    let set = this.pins.get(k);
-    if (!set) this.pins.set(k, (set = new Set()));
-    set.add(token);
+    const release = this.addPin(keyOf(rec), token)!;
     try {
       return await work();
     } finally {
-      set.delete(token);
-      if (set.size === 0 && this.pins.get(k) === set) this.pins.delete(k);
+      release();
       done();
     }
   }

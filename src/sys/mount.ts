@@ -1,5 +1,6 @@
-// mount(2) (a built-in of the fork server) or mount(8), umount2(2), and what the kernel can mount. A tool's failure is reported as it is
-// (INTERNAL); the driver that asked knows what it means for the request.
+// Mounts (mount(2) in a built-in of the fork server, or mount(8)), umount2(2), and what the kernel
+// can mount. A tool's failure is reported as it is (INTERNAL); the driver that asked knows what it
+// means for the request.
 import { readFile, rm, rmdir } from 'node:fs/promises';
 import { invalid, unsupported } from '../model/errors.js';
 import { run } from './exec.js';
@@ -56,18 +57,14 @@ const USERSPACE_OPTION = /^(x-|loop|offset=|sizelimit=|encryption=|nofail$|noaut
 const direct = (a: MountArgs) => !a.bind && !a.rbind && a.fstype !== undefined && DIRECT_TYPES.has(a.fstype) && !(a.options ?? []).some((o) => USERSPACE_OPTION.test(o));
 
 export async function mount(a: MountArgs): Promise<void> {
-  if (direct(a)) {
-    const args = ['-t', a.fstype!, ...(a.options?.length ? ['-o', a.options.join(',')] : []), '--', a.source, a.target];
-    await run('@mount', args, { timeoutMs: MOUNT_TIMEOUT_MS, cwd: a.cwd });
-    return;
-  }
   const args: string[] = [];
   if (a.bind) args.push('--bind');
   if (a.rbind) args.push('--rbind');
   if (a.fstype) args.push('-t', a.fstype);
   if (a.options?.length) args.push('-o', a.options.join(','));
   args.push('--', a.source, a.target);
-  await run('mount', args, { timeoutMs: MOUNT_TIMEOUT_MS, cwd: a.cwd });
+  // The built-in takes mount(8)'s arguments (those it is given: no --bind).
+  await run(direct(a) ? '@mount' : 'mount', args, { timeoutMs: MOUNT_TIMEOUT_MS, cwd: a.cwd });
 }
 
 export async function remount(target: string, options: string[]): Promise<void> {
